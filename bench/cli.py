@@ -1,0 +1,138 @@
+"""bench run | validate | list | report: the command line. It says how to run, never what."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import yaml
+from tabulate import tabulate
+
+from bench import describe, plan
+from bench.execute import make_executor
+from bench.progress import Progress
+from bench.results import FINISHED, Store, write_atomic
+from bench.spec import load_spec
+from bench.yamlio import SpecError
+
+EXIT_OK, EXIT_CELL_ERRORS, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):   # usage errors exit 2 with one clear line, as argparse does
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"bench: error: {message}\n")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="bench", description="Declarative benchmarks of neural-network optimizers.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    run = sub.add_parser("run", help="run the cells of a spec and write results and a report")
+    _spec_args(run)
+    run.add_argument("--out", help="results folder (default: results/<name>)")
+    run.add_argument("--workers", type=int, help="worker processes (default: number of cores)")
+    run.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    run.add_argument("--rerun", action="store_true", help="rerun cells that already finished")
+    run.add_argument("--dry-run", action="store_true", help="list what would run, run nothing")
+    run.add_argument("--no-report", action="store_true", help="skip the report at the end")
+    val = sub.add_parser("validate", help="check a spec and bind every cell; run nothing")
+    _spec_args(val)
+    lst = sub.add_parser("list", help="print the cells of a spec as a table")
+    _spec_args(lst)
+    rep = sub.add_parser("report", help="rebuild tables and figures from stored results")
+    rep.add_argument("results", help="a results folder (results/<name>)")
+    return p
+
+
+def _spec_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("spec", help="the YAML spec, e.g. benchmarks.yaml")
+    p.add_argument("--profile", help="a profile defined in the spec")
+    p.add_argument("--only", action="append", default=[],
+                   help="keep matching cells: NAME (an experiment) or key=value[,key=value], "
+                        "keys experiment, id, problem, optimizer, optimizer.lr, seed, …")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.command == "report":
+        return cmd_report(args)
+    try:
+        spec = load_spec(args.spec, args.profile)
+        cells = plan.filter_cells(plan.make_cells(spec), args.only)
+    except SpecError as exc:
+        for issue in exc.issues:
+            print(issue, file=sys.stderr)
+        print(f"bench: {len(exc.issues)} problem(s) in {args.spec}; nothing was run",
+              file=sys.stderr)
+        return EXIT_USAGE
+    return {"validate": cmd_validate, "list": cmd_list, "run": cmd_run}[args.command](
+        args, spec, cells)
+
+
+def cmd_validate(args, spec, cells) -> int:
+    exps = len({c.experiment for c in cells})
+    print(f"{args.spec}: valid; {len(cells)} cells in {exps} experiment(s)")
+    return EXIT_OK
+
+
+def cmd_list(args, spec, cells, store: Store | None = None) -> int:
+    rows = [{"id": c.id, **describe.cell_row(c)} for c in cells]
+    if store is not None:
+        for row in rows:
+            row["status"] = store.status(row["id"]) or "pending"
+    print(tabulate(rows, headers="keys", tablefmt="simple") if rows else "(no cells)")
+    print(f"{len(cells)} cells")
+    return EXIT_OK
+
+
+def cmd_run(args, spec, cells) -> int:
+    store = Store(Path(args.out) if args.out else Path("results") / spec.name)
+    if args.dry_run:
+        return cmd_list(args, spec, cells, store)
+    try:
+        executor = make_executor(args.workers, args.device)
+    except ValueError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    _write_plan(store, spec, cells)
+    todo = [c for c in cells if args.rerun or store.status(c.id) not in FINISHED]
+    print(f"bench: {len(cells)} cells, {len(cells) - len(todo)} already done, "
+          f"running {len(todo)} -> {store.root}", file=sys.stderr)
+    progress = Progress(len(todo))
+    try:
+        for _cell, result in executor.map(todo):
+            store.write(result)
+            progress.update(result["status"])
+    except KeyboardInterrupt:
+        print(f"\nbench: interrupted; {progress.done} finished cells are saved; "
+              "run the same command again to resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return _finish(args, store, cells)
+
+
+def _write_plan(store: Store, spec, cells) -> None:
+    store.remove_temporaries() if store.cells.exists() else None
+    resolved = {"name": spec.name, "profile": spec.profile, "source": spec.file,
+                "experiments": {e.name: e.data for e in spec.experiments}}
+    write_atomic(store.root / "spec.yaml", yaml.safe_dump(resolved, sort_keys=False))
+    write_atomic(store.root / "plan.txt", "".join(f"{c.id}\n" for c in cells))
+
+
+def _finish(args, store: Store, cells) -> int:
+    statuses = [store.status(c.id) or "missing" for c in cells]
+    counts = {s: statuses.count(s) for s in dict.fromkeys(statuses)}
+    print("bench: " + ", ".join(f"{n} {s}" for s, n in counts.items()), file=sys.stderr)
+    if not args.no_report:
+        from bench.report.build import build_report
+        print(f"bench: report at {build_report(store.root)}", file=sys.stderr)
+    return EXIT_CELL_ERRORS if counts.get("error") or counts.get("missing") else EXIT_OK
+
+
+def cmd_report(args) -> int:
+    root = Path(args.results)
+    if not (root / "cells").is_dir():
+        print(f"bench: {root} holds no results (no cells/ folder)", file=sys.stderr)
+        return EXIT_USAGE
+    from bench.report.build import build_report
+    print(build_report(root))
+    return EXIT_OK

@@ -1,0 +1,86 @@
+"""Executors: where cells run. The parent is the only writer of result files.
+
+An executor maps cells to Results as they finish, in any order. `Inline` runs them in this
+process; `LocalPool` runs a long-lived pool of worker processes (one torch thread each), with
+devices handed out round-robin so several GPUs share the work. A Dask executor, or a batched
+executor that stacks many tiny cells into one tensor program, plugs in behind the same
+`map(cells) -> iterator of (cell, result)` without touching the training loop.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from typing import Iterator, Protocol
+
+import torch
+
+from bench.plan import Cell
+from bench.results import environment, make_result
+from bench.train import run_cell
+
+
+class Executor(Protocol):
+    def map(self, cells: list[Cell]) -> Iterator[tuple[Cell, dict]]: ...
+
+
+def prepare_process(threads: int = 1) -> None:
+    """Per-process settings for fair timing: one thread per worker, no subnormal slowdowns."""
+    torch.set_num_threads(threads)
+    torch.set_flush_denormal(True)
+
+
+def work(cell_dict: dict, device: str) -> dict:
+    """Run one cell in a worker; returns its Result as plain data."""
+    cell = Cell.from_dict(cell_dict)
+    return make_result(cell, run_cell(cell, device), environment(device))
+
+
+class Inline:
+    def __init__(self, device: str = "cpu"):
+        self.device = device
+
+    def map(self, cells: list[Cell]) -> Iterator[tuple[Cell, dict]]:
+        prepare_process(threads=1)
+        for cell in cells:
+            yield cell, work(cell.to_dict(), self.device)
+
+
+class LocalPool:
+    def __init__(self, workers: int, devices: list[str]):
+        self.workers = workers
+        self.devices = devices
+
+    def map(self, cells: list[Cell]) -> Iterator[tuple[Cell, dict]]:
+        # spawn, not fork: a forked child of a process that already started torch's thread
+        # pools can deadlock; the pool is started once and imports torch once per worker.
+        context = multiprocessing.get_context("spawn")
+        pool = ProcessPoolExecutor(self.workers, mp_context=context,
+                                   initializer=prepare_process, initargs=(1,))
+        try:
+            futures = {pool.submit(work, c.to_dict(), self.devices[i % len(self.devices)]): c
+                       for i, c in enumerate(cells)}
+            for future in as_completed(futures):
+                yield futures[future], future.result()
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+
+def available_devices(requested: str) -> list[str]:
+    """`auto` is every CUDA device when there is one, else the CPU."""
+    if requested == "auto":
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        return [f"cuda:{i}" for i in range(n)] or ["cpu"]
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {requested}: CUDA is not available on this machine")
+    return [requested]
+
+
+def make_executor(workers: int | None, device: str) -> Executor:
+    devices = available_devices(device)
+    count = workers or os.cpu_count() or 1
+    if count == 1:
+        return Inline(devices[0])
+    return LocalPool(count, devices)
+
+

@@ -1,0 +1,125 @@
+"""Selecting cells: `exclude:` patterns and `zip:` groups in a spec, `--only` on the CLI."""
+from __future__ import annotations
+
+from typing import Any
+
+from bench.registry import did_you_mean
+from bench.spec import AXES, Experiment, Issues
+
+CHOICE_AXES = ("problem", "optimizer", "schedule", "init", "regularizer")
+
+
+# ---- zip -------------------------------------------------------------------------------
+def zip_groups(exp: Experiment, axes: dict, issues: Issues) -> list[list[str]]:
+    """`zip: [a, b]` or `zip: [[a, b], [c, d]]`, members `axis` or `axis.param`; checked."""
+    raw = exp.data.get("zip")
+    if raw is None:
+        return []
+    groups = raw if raw and all(isinstance(g, list) for g in raw) else [raw]
+    sizes = _coordinate_sizes(axes)
+    out = []
+    for gi, group in enumerate(groups):
+        path = ("zip", gi) if groups is raw else ("zip",)
+        if not (isinstance(group, list) and len(group) >= 2 and all(isinstance(m, str) for m in group)):
+            issues.add(exp.where(path), "a zip group is a list of two or more 'axis' or "
+                                        "'axis.param' names, e.g. [problem.kappa, optimizer.lr]")
+            continue
+        bad = [m for m in group if m not in sizes]
+        for m in bad:
+            issues.add(exp.where(path), f"zip member '{m}' is not a list in this experiment; "
+                                        f"{did_you_mean(m, sorted(sizes))}")
+        lengths = {m: sizes[m] for m in group if m in sizes}
+        if not bad and len(set(lengths.values())) > 1:
+            issues.add(exp.where(path), "zipped lists must have equal lengths, got "
+                       + ", ".join(f"{m}: {n}" for m, n in lengths.items()))
+        out.append(group)
+    return out
+
+
+def _coordinate_sizes(axes: dict) -> dict[str, int]:
+    sizes: dict[str, int] = {}
+    for items in axes.values():
+        for _value, coords in items:
+            for key, index in coords.items():
+                sizes[key] = max(sizes.get(key, 0), index + 1)
+    return {k: n for k, n in sizes.items() if n > 1 or "." not in k}
+
+
+def zipped(combo: dict, groups: list[list[str]]) -> bool:
+    coords: dict = {}
+    for _value, c in combo.values():
+        coords.update(c)
+    for group in groups:
+        seen = {coords[m] for m in group if m in coords}
+        if len(seen) > 1:
+            return False
+    return True
+
+
+# ---- exclude -----------------------------------------------------------------------------
+def exclude_patterns(exp: Experiment, issues: Issues) -> list[dict]:
+    raw = exp.data.get("exclude")
+    if raw is None:
+        return []
+    patterns = raw if isinstance(raw, list) else [raw]
+    for i, pattern in enumerate(patterns):
+        path = ("exclude", i) if isinstance(raw, list) else ("exclude",)
+        if not isinstance(pattern, dict) or not pattern:
+            issues.add(exp.where(path), "an exclude entry maps axes to values, "
+                                        "e.g. {optimizer: sgd, problem: {kappa: 1000}}")
+            continue
+        for key in pattern:
+            if key not in AXES:
+                issues.add(exp.where(path + (key,)),
+                           f"exclude names unknown axis '{key}'; {did_you_mean(str(key), list(AXES))}")
+    return [p for p in patterns if isinstance(p, dict)]
+
+
+def matches(cell, pattern: dict) -> bool:
+    return all(_axis_matches(getattr(cell, axis), want) for axis, want in pattern.items())
+
+
+def _axis_matches(have: Any, want: Any) -> bool:
+    if isinstance(have, dict):   # a choice: {name, params}
+        if isinstance(want, str):
+            return have["name"] == want
+        if isinstance(want, dict):
+            return all(_one_of(have["name"] if k == "name" else have["params"].get(k), v)
+                       for k, v in want.items() if k != "label")
+        return False
+    return _one_of(have, want)
+
+
+def _one_of(have: Any, want: Any) -> bool:
+    return have in want if isinstance(want, list) and not isinstance(have, list) else have == want
+
+
+# ---- --only -------------------------------------------------------------------------------
+def parse_only(text: str) -> dict[str, str]:
+    """`adam`, `experiment=conditioning`, `optimizer=adam,problem.kappa=100`, `id=ab12…`."""
+    out = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, value = part.partition("=")
+        out[key.strip() if sep else "experiment"] = value.strip() if sep else key.strip()
+    return out
+
+
+def only_matches(cell, cell_id: str, wanted: dict[str, str]) -> bool:
+    return all(_field_matches(cell, cell_id, key, value) for key, value in wanted.items())
+
+
+def _field_matches(cell, cell_id: str, key: str, text: str) -> bool:
+    if key == "id":
+        return cell_id.startswith(text)
+    axis, _, param = key.partition(".")
+    value = getattr(cell, axis, None)
+    if isinstance(value, dict):
+        if not param:
+            return text in (value["name"], value.get("label"))
+        value = value["params"].get(param)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        try:
+            return float(text) == value
+        except ValueError:
+            return False
+    return value is not None and str(value) == text

@@ -1,0 +1,126 @@
+"""Result files: a versioned, self-describing JSON per cell, written atomically.
+
+Only the parent process writes (workers return Results), through a temporary file, fsync and
+rename, so a crash or a kill leaves either the old file, the new file, or no file: never a
+torn one. Non-finite floats are stored as null (JSON has no NaN).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+from bench.plan import Cell
+from bench.train import Outcome, maximized
+
+SCHEMA = 1
+FINISHED = ("ok", "diverged", "timeout", "skipped")   # statuses a resumed run does not redo
+
+
+def make_result(cell: Cell, outcome: Outcome, env: dict) -> dict:
+    return {"schema": SCHEMA, "id": cell.id, "status": outcome.status, "cell": cell.to_dict(),
+            "history": outcome.history, "summary": summarize(outcome), "env": env,
+            "error": outcome.error}
+
+
+def summarize(outcome: Outcome) -> dict:
+    out: dict = {"steps": outcome.steps, "seconds": outcome.seconds,
+                 "diverged_at": outcome.diverged_at, "steps_to_target": outcome.target_step,
+                 "seconds_to_target": outcome.target_seconds}
+    metrics = [k for k in (outcome.history[0] if outcome.history else {})
+               if k not in ("step", "epoch", "seconds", "lr")]
+    for m in metrics:
+        values = [h[m] for h in outcome.history if _finite(h.get(m))]
+        if values:
+            out[f"final_{m}"] = outcome.history[-1].get(m)
+            out[f"best_{m}"] = max(values) if maximized(m) else min(values)
+    if outcome.measures:
+        out["measures"] = outcome.measures
+    return out
+
+
+def _finite(x) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x)
+
+
+def environment(device: str) -> dict:
+    import numpy
+    import torch
+    return {"device": device, "device_name": _device_name(device), "torch": torch.__version__,
+            "numpy": numpy.__version__, "python": platform.python_version(),
+            "platform": platform.platform(), "host": platform.node(),
+            "threads": torch.get_num_threads(), "commit": git_commit(),
+            "flush_denormal": True}
+
+
+def _device_name(device: str) -> str:
+    import torch
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return torch.cuda.get_device_name(torch.device(device))
+    return platform.processor() or platform.machine()
+
+
+def git_commit() -> str | None:
+    here = Path(__file__).resolve().parent
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, text=True,
+                              capture_output=True, timeout=5).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _clean(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def write_atomic(path: Path, data: dict | str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = data if isinstance(data, str) else json.dumps(_clean(data), allow_nan=False)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+class Store:
+    """results/<name>/: spec.yaml, cells/<id>.json, tables/, figures/, report.md."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.cells = self.root / "cells"
+
+    def path(self, cell_id: str) -> Path:
+        return self.cells / f"{cell_id}.json"
+
+    def status(self, cell_id: str) -> str | None:
+        try:
+            return json.loads(self.path(cell_id).read_text())["status"]
+        except (OSError, ValueError, KeyError):
+            return None   # missing or unreadable: the cell is not finished
+
+    def write(self, result: dict) -> None:
+        write_atomic(self.path(result["id"]), result)
+
+    def load_all(self) -> list[dict]:
+        out = []
+        for path in sorted(self.cells.glob("*.json")):
+            try:
+                out.append(json.loads(path.read_text()))
+            except ValueError:
+                continue   # a foreign or damaged file is not a result
+        return out
+
+    def remove_temporaries(self) -> None:
+        for tmp in self.cells.glob(".*.tmp"):
+            tmp.unlink(missing_ok=True)

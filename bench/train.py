@@ -1,0 +1,160 @@
+"""run_cell: the one training loop. Pure: no globals, no file I/O, randomness from the seed.
+
+Every optimizer steps through a closure, so line-search and second-order methods fit the same
+loop. The schedule writes `base_lr × factor(step)` into the param groups before each step.
+Targets are checked after every step when the problem computes them cheaply (analytic
+problems), else at every evaluation. Evaluation time is not counted in `seconds`.
+"""
+from __future__ import annotations
+
+import math
+import traceback
+from dataclasses import dataclass, field
+
+import torch
+
+from bench import optimizers
+from bench.inits import INITS
+from bench.measures import MEASURES
+from bench.plan import Cell, metric_name
+from bench.regularizers import REGULARIZERS
+from bench.schedules import SCHEDULES
+from bench.timing import Clock
+from problems import PROBLEMS
+from problems.base import Context
+
+MAXIMIZED = ("accuracy", "escaped")   # metrics where larger is better
+EXPLODE_FACTOR = 1e6                  # loss above this × max(1, |initial loss|) has diverged
+
+
+@dataclass
+class Outcome:
+    status: str = "ok"
+    history: list = field(default_factory=list)
+    steps: int = 0
+    seconds: float = 0.0
+    diverged_at: int | None = None
+    target_step: int | None = None
+    target_seconds: float | None = None
+    measures: dict = field(default_factory=dict)
+    error: str | None = None
+
+
+def maximized(metric: str) -> bool:
+    return any(word in metric for word in MAXIMIZED)
+
+
+def target_met(metrics: dict, targets: dict) -> bool:
+    return bool(targets) and all(
+        m in metrics and (metrics[m] >= v if maximized(m) else metrics[m] <= v)
+        for m, v in targets.items())
+
+
+def run_cell(cell: Cell, device: str = "cpu") -> Outcome:
+    """Train one cell; failures become statuses, never exceptions (Ctrl-C excepted)."""
+    try:
+        return _Run(cell, torch.device(device)).train()
+    except Exception:   # any failure of the cell is its outcome, recorded with the traceback
+        return Outcome(status="error", error=traceback.format_exc())
+
+
+class _Run:
+    def __init__(self, cell: Cell, device: torch.device):
+        self.cell = cell
+        self.generator = torch.Generator().manual_seed(cell.seed)
+        ctx = Context(cell.seed, device, self.generator)
+        self.problem = PROBLEMS.get(cell.problem["name"]).factory(ctx, **cell.problem["params"])
+        INITS.get(cell.init["name"]).factory(**cell.init["params"])(self.problem, self.generator)
+        self.penalty = REGULARIZERS.get(cell.regularizer["name"]).factory(
+            **cell.regularizer["params"])
+        self.params = self.problem.parameters()
+        self.optimizer = optimizers.build(cell.optimizer["name"], self.params,
+                                          cell.optimizer["params"])
+        self.schedule = SCHEDULES.get(cell.schedule["name"]).factory(**cell.schedule["params"])
+        self.base_lrs = [g.get("lr", 1.0) for g in self.optimizer.param_groups]
+        self.measures = {m: MEASURES.get(m).factory() for m in cell.measures}
+        budget = cell.budget
+        spe = self.problem.steps_per_epoch
+        self.total = budget.get("steps") or max(1, math.ceil(budget["epochs"] * spe))
+        self.eval_every = budget.get("eval_every") or max(1, self.total // 100)
+        self.time_limit = budget.get("time_limit")
+        self.targets = {metric_name(k): v for k, v in (budget.get("target") or {}).items()}
+        self.cheap_targets = bool(self.targets) and set(self.targets) <= self.problem.cheap_metrics
+        self.clock = Clock(device)
+        self.out = Outcome()
+
+    def closure_for(self, batch):
+        def closure():
+            self.optimizer.zero_grad(set_to_none=True)
+            loss = self.problem.loss(batch)
+            penalty = self.penalty(self.params)
+            if penalty is not None:
+                loss = loss + penalty
+            loss.backward()
+            return loss
+        return closure
+
+    def set_lr(self, step: int) -> None:
+        factor = self.schedule.factor(step, self.total)
+        for group, base in zip(self.optimizer.param_groups, self.base_lrs):
+            group["lr"] = base * factor
+
+    def train(self) -> Outcome:
+        out = self.out
+        first = self.evaluate(0)
+        limit = EXPLODE_FACTOR * max(1.0, abs(first.get("train_loss", 1.0)))
+        self.observe(0)
+        if target_met(first, self.targets):
+            out.target_step, out.target_seconds = 0, 0.0
+            return self.finish()
+        self.clock.start()
+        for step in range(1, self.total + 1):
+            self.set_lr(step - 1)
+            batch = self.problem.sample_batch(self.generator)
+            loss = float(self.optimizer.step(self.closure_for(batch)))
+            out.steps = step
+            if not math.isfinite(loss) or loss > limit:
+                out.status, out.diverged_at = "diverged", step
+                break
+            self.observe(step)
+            if self.after_step(step):
+                break
+        return self.finish()
+
+    def after_step(self, step: int) -> bool:
+        """Evaluate, check target and time; True when the run should stop."""
+        metrics = None
+        if step % self.eval_every == 0 or step == self.total:
+            metrics = self.evaluate(step)
+        elif self.cheap_targets:
+            with self.clock.paused():
+                metrics = self.problem.evaluate()
+        if metrics is not None and target_met(metrics, self.targets):
+            self.out.target_step = step
+            self.out.target_seconds = self.clock.synced_seconds()
+            if step % self.eval_every and step != self.total:
+                self.evaluate(step)
+            return True
+        if self.time_limit and self.clock.seconds() > self.time_limit:
+            self.out.status = "timeout"
+            self.evaluate(step)
+            return True
+        return False
+
+    def observe(self, step: int) -> None:
+        for measure in self.measures.values():
+            measure.observe(self.problem, step)
+
+    def evaluate(self, step: int) -> dict:
+        seconds = self.clock.synced_seconds()
+        with self.clock.paused(), torch.no_grad():
+            metrics = self.problem.evaluate()
+        entry = {"step": step, "epoch": step / self.problem.steps_per_epoch,
+                 "seconds": seconds, "lr": self.optimizer.param_groups[0].get("lr"), **metrics}
+        self.out.history.append(entry)
+        return metrics
+
+    def finish(self) -> Outcome:
+        self.out.seconds = self.clock.synced_seconds()
+        self.out.measures = {name: m.result() for name, m in self.measures.items()}
+        return self.out

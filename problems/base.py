@@ -1,0 +1,105 @@
+"""What the training loop needs from a problem, and the shared code of analytic landscapes.
+
+A problem owns its parameters, draws its own batches from the cell's generator, computes the
+training loss on a batch, and evaluates named metrics. Analytic problems know their minimum
+(when there is one) so suboptimality and distance to the optimum can be recorded.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the suite supplies to every problem factory: seed, device and generator."""
+    seed: int
+    device: torch.device
+    generator: torch.Generator
+
+
+class Problem:
+    """Interface of a problem, as the one training loop uses it."""
+    accepts_init = False        # analytic problems have no layers to initialise
+    accepts_batch_size = False  # ...and no data to batch
+    steps_per_epoch = 1
+    cheap_metrics: frozenset = frozenset()   # metrics cheap enough to check every step
+
+    def parameters(self) -> list[torch.Tensor]:
+        raise NotImplementedError
+
+    def sample_batch(self, generator: torch.Generator) -> Any:
+        return None
+
+    def loss(self, batch: Any) -> torch.Tensor:
+        raise NotImplementedError
+
+    def evaluate(self) -> dict[str, float]:
+        raise NotImplementedError
+
+    def metric_names(self) -> list[str]:
+        raise NotImplementedError
+
+
+class AnalyticProblem(Problem):
+    """f: R^d → R given in closed form; the iterate is a single parameter vector `x`."""
+    x_star: torch.Tensor | None = None   # a minimiser, when known
+    f_star: float | None = None          # the minimum value, when known
+
+    def __init__(self, x0: torch.Tensor):
+        self.x = torch.nn.Parameter(x0.clone())
+        self.cheap_metrics = frozenset(self.metric_names())
+
+    @property
+    def dim(self) -> int:
+        return self.x.numel()
+
+    def parameters(self) -> list[torch.Tensor]:
+        return [self.x]
+
+    def value(self, x: torch.Tensor) -> torch.Tensor:
+        """f at points `x` of shape [..., d] (batched, so the report can draw contours)."""
+        raise NotImplementedError
+
+    def loss(self, batch: Any) -> torch.Tensor:
+        return self.value(self.x)
+
+    def metric_names(self) -> list[str]:
+        names = ["train_loss", "grad_norm"]
+        names += ["suboptimality"] if self.f_star is not None else []
+        names += ["dist_to_opt"] if self.x_star is not None else []
+        return names
+
+    def evaluate(self) -> dict[str, float]:
+        x = self.x.detach().requires_grad_(True)
+        with torch.enable_grad():
+            f = self.value(x)
+            (grad,) = torch.autograd.grad(f, x)
+        out = {"train_loss": f.item(), "grad_norm": grad.norm().item()}
+        if self.f_star is not None:
+            out["suboptimality"] = out["train_loss"] - self.f_star
+        if self.x_star is not None:
+            out["dist_to_opt"] = (x.detach() - self.x_star).norm().item()
+        return out
+
+
+def start_point(x0: list[float] | None, dim: int, ctx: Context, dtype: str,
+                radius: float = 1.0) -> torch.Tensor:
+    """The explicit `x0`, else a point drawn uniformly on the sphere of `radius` from the seed."""
+    if x0 is not None:
+        if len(x0) != dim:
+            raise ValueError(f"x0 has {len(x0)} entries but the problem has dim {dim}")
+        return torch.tensor(x0, dtype=DTYPES[dtype], device=ctx.device)
+    z = torch.randn(dim, generator=ctx.generator, dtype=torch.float64)
+    return (radius * z / z.norm()).to(DTYPES[dtype]).to(ctx.device)
+
+
+def check_positive(**values: float) -> None:
+    for name, v in values.items():
+        if not (v > 0 and math.isfinite(v)):
+            raise ValueError(f"{name} must be a positive number, got {v}")

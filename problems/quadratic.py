@@ -1,0 +1,71 @@
+"""Ill-conditioned quadratics f(x) = ½ xᵀAx: the lecture notes' zig-zag problem."""
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+
+from problems.base import DTYPES, AnalyticProblem, Context, check_positive, start_point
+
+
+class Quadratic(AnalyticProblem):
+    """½ xᵀAx with A = Q diag(λ) Qᵀ; the minimum is 0 at x = 0.
+
+    Kept in the eigenbasis (z = Qᵀx) so a rotated problem costs two small mat-vecs.
+    `noise` adds a fresh ξ ~ N(0, noise² I) to the gradient each step, through the loss
+    ½ xᵀAx + ξᵀx: the same batch reaches every closure call of one step, as a minibatch would.
+    """
+
+    def __init__(self, eigenvalues: torch.Tensor, basis: torch.Tensor | None,
+                 x0: torch.Tensor, noise: float):
+        super().__init__(x0)
+        self.eigenvalues = eigenvalues
+        self.basis = basis
+        self.noise = noise
+        self.x_star = torch.zeros_like(x0)
+        self.f_star = 0.0
+
+    @property
+    def hessian(self) -> torch.Tensor:
+        if self.basis is None:
+            return torch.diag(self.eigenvalues)
+        return self.basis @ torch.diag(self.eigenvalues) @ self.basis.T
+
+    def value(self, x: torch.Tensor) -> torch.Tensor:
+        z = x if self.basis is None else x @ self.basis
+        return 0.5 * (self.eigenvalues * z * z).sum(-1)
+
+    def sample_batch(self, generator: torch.Generator) -> torch.Tensor | None:
+        if self.noise == 0:
+            return None
+        xi = torch.randn(self.dim, generator=generator, dtype=torch.float64)
+        return (self.noise * xi).to(self.x.dtype).to(self.x.device)
+
+    def loss(self, batch: torch.Tensor | None) -> torch.Tensor:
+        f = self.value(self.x)
+        return f if batch is None else f + batch @ self.x
+
+
+def quadratic(ctx: Context, dim: int = 2, kappa: float = 10.0,
+              eigenvalues: list[float] | None = None, rotate: bool = True,
+              x0: list[float] | None = None, noise: float = 0.0,
+              dtype: Literal["float32", "float64"] = "float32") -> Quadratic:
+    """½ xᵀAx with eigenvalues log-spaced from 1/kappa to 1 (or given), rotated by a seeded basis."""
+    if eigenvalues is not None:
+        if not eigenvalues or min(eigenvalues) <= 0:
+            raise ValueError("eigenvalues must be a non-empty list of positive numbers")
+        lam = torch.tensor(eigenvalues, dtype=torch.float64)
+    else:
+        check_positive(dim=dim)
+        if not kappa >= 1:
+            raise ValueError(f"kappa must be at least 1, got {kappa}")
+        lam = torch.logspace(-torch.log10(torch.tensor(kappa)).item(), 0, dim, dtype=torch.float64)
+    if noise < 0:
+        raise ValueError(f"noise must be at least 0, got {noise}")
+    dim = lam.numel()
+    basis = None
+    if rotate:
+        q, r = torch.linalg.qr(torch.randn(dim, dim, generator=ctx.generator, dtype=torch.float64))
+        basis = (q * torch.sign(torch.diagonal(r))).to(DTYPES[dtype]).to(ctx.device)
+    start = start_point(x0, dim, ctx, dtype)
+    return Quadratic(lam.to(DTYPES[dtype]).to(ctx.device), basis, start, noise)
