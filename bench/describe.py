@@ -15,11 +15,17 @@ def defaults_of(axis: str, name: str) -> dict:
     return {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
 
 
-def short(axis: str, choice: dict) -> str:
+ALWAYS_SHOWN = {"optimizer": ("lr",)}   # the learning rate is named even at its default
+
+
+def short(axis: str, choice: dict, show: tuple = ()) -> str:
+    """`name(k=v, …)` with the parameters off their defaults, plus those in `show`."""
     if choice.get("label"):
         return choice["label"]
     base = defaults_of(axis, choice["name"])
-    changed = {k: v for k, v in choice["params"].items() if k not in base or base[k] != v}
+    show = tuple(show) + ALWAYS_SHOWN.get(axis, ())
+    changed = {k: v for k, v in choice["params"].items()
+               if k not in base or base[k] != v or k in show}
     if not changed:
         return choice["name"]
     return f"{choice['name']}(" + ", ".join(f"{k}={_fmt(v)}" for k, v in changed.items()) + ")"

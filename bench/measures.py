@@ -17,7 +17,7 @@ MEASURES = Registry("measure")
 @dataclass
 class Trajectory:
     """The iterate after every step (analytic problems of dimension ≤ 3), for contour plots."""
-    max_points: int = 2000
+    max_points: int = 500
     points: list = field(default_factory=list)
 
     @staticmethod

@@ -215,7 +215,7 @@ def _measures(exp: Experiment, issues: Issues) -> list[str]:
 def _check_problem_fit(exp: Experiment, axes: dict, measures: list[str], issues: Issues) -> None:
     """Axes a problem cannot use are errors, not silently ignored."""
     target = (exp.data.get("budget") or {}).get("target") or {}
-    seen = set()
+    seen, known, reasons = set(), set(), {}
     for choice, _coords in axes["problem"]:
         key = json.dumps(choice, sort_keys=True)
         if key in seen:
@@ -229,16 +229,17 @@ def _check_problem_fit(exp: Experiment, axes: dict, measures: list[str], issues:
         if not problem.accepts_batch_size and any(v is not None for v, _ in axes["batch_size"]):
             issues.add(exp.where(("batch_size",)), f"problem '{name}' has no data to batch; "
                        "use its 'noise' parameter for stochastic gradients")
-        for m in measures:
-            reason = MEASURES.get(m).factory.unsuitable(problem)
-            if reason:
-                issues.add(exp.where(("measures",)), f"measure '{m}' on problem '{name}': {reason}")
-        known = problem.metric_names()
-        for metric in target:
-            if metric_name(metric) not in known:
-                issues.add(exp.where(("budget", "target", metric)),
-                           f"problem '{name}' has no metric '{metric}'; "
-                           f"{did_you_mean(metric, ['loss'] + known)}")
+        reasons.update({m: MEASURES.get(m).factory.unsuitable(problem) for m in measures
+                        if reasons.get(m, "") is not None})
+        known.update(problem.metric_names())
+    for m, reason in reasons.items():   # a measure applies to the problems that suit it
+        if reason:
+            issues.add(exp.where(("measures",)), f"measure '{m}' suits no problem here: {reason}")
+    for metric in target:   # a target applies to the problems that have its metric
+        if metric_name(metric) not in known:
+            issues.add(exp.where(("budget", "target", metric)),
+                       f"no problem of experiment '{exp.name}' has a metric '{metric}'; "
+                       f"{did_you_mean(metric, ['loss'] + sorted(known))}")
 
 
 def metric_name(name: str) -> str:

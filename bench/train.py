@@ -72,13 +72,16 @@ class _Run:
                                           cell.optimizer["params"])
         self.schedule = SCHEDULES.get(cell.schedule["name"]).factory(**cell.schedule["params"])
         self.base_lrs = [g.get("lr", 1.0) for g in self.optimizer.param_groups]
-        self.measures = {m: MEASURES.get(m).factory() for m in cell.measures}
+        self.measures = {m: MEASURES.get(m).factory() for m in cell.measures
+                         if MEASURES.get(m).factory.unsuitable(self.problem) is None}
         budget = cell.budget
         spe = self.problem.steps_per_epoch
         self.total = budget.get("steps") or max(1, math.ceil(budget["epochs"] * spe))
         self.eval_every = budget.get("eval_every") or max(1, self.total // 100)
         self.time_limit = budget.get("time_limit")
-        self.targets = {metric_name(k): v for k, v in (budget.get("target") or {}).items()}
+        known = set(self.problem.metric_names())   # a target applies where its metric exists
+        self.targets = {metric_name(k): v for k, v in (budget.get("target") or {}).items()
+                        if metric_name(k) in known}
         self.cheap_targets = bool(self.targets) and set(self.targets) <= self.problem.cheap_metrics
         self.clock = Clock(device)
         self.out = Outcome()
@@ -91,7 +94,7 @@ class _Run:
             if penalty is not None:
                 loss = loss + penalty
             loss.backward()
-            return loss
+            return loss.detach()
         return closure
 
     def set_lr(self, step: int) -> None:

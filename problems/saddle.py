@@ -17,7 +17,6 @@ class Saddle(AnalyticProblem):
         super().__init__(x0)
         self.signs = signs   # None: the monkey saddle
         self.escape_radius = escape_radius
-        self.cheap_metrics = frozenset(self.metric_names())
 
     def metric_names(self) -> list[str]:
         return ["train_loss", "grad_norm", "dist_to_saddle", "escaped"]

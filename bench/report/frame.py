@@ -1,0 +1,60 @@
+"""Results → flat rows with dotted columns (`optimizer.lr`), and grouping across seeds."""
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+
+from bench import describe
+
+
+def flatten(result: dict) -> dict:
+    cell = result["cell"]
+    row = {"id": result["id"], "status": result["status"], "experiment": cell["experiment"]}
+    for axis in ("problem", "optimizer", "schedule", "init", "regularizer"):
+        row[axis] = describe.short(axis, cell[axis])
+        for k, v in cell[axis]["params"].items():
+            row[f"{axis}.{k}"] = v
+    row["batch_size"], row["seed"] = cell["batch_size"], cell["seed"]
+    for k, v in result["summary"].items():
+        if k != "measures":
+            row[k] = v
+    return row
+
+
+CHOICE_AXES = ("problem", "optimizer", "schedule", "init", "regularizer")
+
+
+def varying_params(results: list[dict]) -> dict[str, tuple]:
+    """Per axis, the parameters whose values differ between the results (shown in names)."""
+    out = {}
+    for axis in CHOICE_AXES:
+        seen: dict[str, set] = {}
+        for r in results:
+            for k, v in r["cell"][axis]["params"].items():
+                seen.setdefault(k, set()).add(repr(v))
+        out[axis] = tuple(k for k, vals in seen.items() if len(vals) > 1)
+    return out
+
+
+def name_of(result: dict, axis: str, show: dict | None = None) -> str:
+    return describe.short(axis, result["cell"][axis], (show or {}).get(axis, ()))
+
+
+def config_key(result: dict, show: dict | None = None) -> tuple:
+    """Everything but the seed: the runs that a median is taken over."""
+    c = result["cell"]
+    return (c["experiment"],) + tuple(name_of(result, a, show) for a in CHOICE_AXES) + (
+        c["batch_size"],)
+
+
+def group_by_config(results: list[dict], show: dict | None = None) -> dict[tuple, list[dict]]:
+    show = varying_params(results) if show is None else show
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for r in results:
+        groups[config_key(r, show)].append(r)
+    return dict(groups)
+
+
+def median(values: list) -> float | None:
+    finite = [v for v in values if isinstance(v, (int, float))]
+    return statistics.median(finite) if finite else None

@@ -1,0 +1,71 @@
+"""Comparison tables (tabulate): per-cell CSV, and a per-experiment Markdown summary whose
+header states the claim's conditions: device, versions, seeds and budget."""
+from __future__ import annotations
+
+import csv
+import io
+
+from tabulate import tabulate
+
+from bench.report.frame import flatten, group_by_config, median
+
+SUMMARY_METRICS = ("final_train_loss", "final_suboptimality", "final_dist_to_opt",
+                   "final_escaped", "final_test_accuracy")
+
+
+def cells_csv(results: list[dict]) -> str:
+    rows = [flatten(r) for r in results]
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def header(results: list[dict]) -> str:
+    envs = {(r["env"].get("device"), r["env"].get("device_name"), r["env"].get("torch"),
+             r["env"].get("python"), r["env"].get("commit")) for r in results if r.get("env")}
+    seeds = sorted({r["cell"]["seed"] for r in results})
+    budgets = {str(r["cell"]["budget"]) for r in results}
+    lines = [f"- runs: {len(results)} cells, seeds {seeds}"]
+    for device, name, torch_v, py, commit in sorted(envs, key=str):
+        lines.append(f"- device: {device} ({name}); torch {torch_v}; python {py}; commit {commit}")
+    lines += [f"- budget: {b}" for b in sorted(budgets)]
+    return "\n".join(lines)
+
+
+def summary_rows(results: list[dict]) -> list[dict]:
+    rows = []
+    for key, runs in group_by_config(results).items():
+        _exp, problem, optimizer, schedule, init, reg, batch = key
+        row = {"problem": problem, "optimizer": optimizer}
+        if schedule != "constant":
+            row["schedule"] = schedule
+        if init != "default":
+            row["init"] = init
+        if reg != "none":
+            row["regularizer"] = reg
+        if batch is not None:
+            row["batch_size"] = batch
+        statuses = [r["status"] for r in runs]
+        row["ok/n"] = f"{statuses.count('ok')}/{len(runs)}"
+        if "diverged" in statuses:
+            row["diverged"] = statuses.count("diverged")
+        reached = [r["summary"]["steps_to_target"] for r in runs
+                   if r["summary"].get("steps_to_target") is not None]
+        if any("target" in r["cell"]["budget"] for r in runs):
+            row["target hit"] = f"{len(reached)}/{len(runs)}"
+            row["steps to target (median)"] = median(reached)
+        for m in SUMMARY_METRICS:
+            vals = [r["summary"].get(m) for r in runs if r["status"] == "ok"]
+            if any(v is not None for v in vals):
+                row[m.replace("final_", "final ")] = median(vals)
+        row["seconds (median)"] = median([r["summary"]["seconds"] for r in runs])
+        rows.append(row)
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    return [{c: row.get(c) for c in columns} for row in rows]
+
+
+def markdown(rows: list[dict]) -> str:
+    return tabulate(rows, headers="keys", tablefmt="github", floatfmt=".4g", missingval="—")
