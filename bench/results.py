@@ -11,6 +11,7 @@ import math
 import os
 import platform
 import subprocess
+import time
 from pathlib import Path
 
 from bench.plan import Cell
@@ -110,7 +111,12 @@ class Store:
             return None   # missing or unreadable: the cell is not finished
 
     def write(self, result: dict) -> None:
+        """Write a Result, then note it in log.jsonl (an append-only record of what ran)."""
         write_atomic(self.path(result["id"]), result)
+        entry = {"id": result["id"], "status": result["status"], "time": time.time(),
+                 "pid": os.getpid()}
+        with open(self.root / "log.jsonl", "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(entry) + "\n")
 
     def load_all(self) -> list[dict]:
         out = []

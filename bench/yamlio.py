@@ -95,6 +95,9 @@ def _mark(file: str, mark: Any) -> Mark:
     return Mark(file, mark.line + 1, mark.column + 1) if mark else Mark(file, 1, 1)
 
 
+_COLLECTION_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
+
+
 class _Builder:
     def __init__(self, file: str):
         self.file = file
@@ -103,6 +106,10 @@ class _Builder:
 
     def build(self, node: yaml.Node, path: Path) -> Any:
         self.marks.setdefault(path, _mark(self.file, node.start_mark))
+        if not isinstance(node, yaml.ScalarNode) and node.tag not in _COLLECTION_TAGS:
+            self.issues.append(Issue(_mark(self.file, node.start_mark),
+                                     f"tag '{node.tag}' is not allowed (plain YAML only)"))
+            return None
         if isinstance(node, yaml.MappingNode):
             return self._mapping(node, path)
         if isinstance(node, yaml.SequenceNode):

@@ -28,11 +28,12 @@ def varying_params(results: list[dict]) -> dict[str, tuple]:
     """Per axis, the parameters whose values differ between the results (shown in names)."""
     out = {}
     for axis in CHOICE_AXES:
-        seen: dict[str, set] = {}
+        seen: dict[tuple, set] = {}   # (choice name, param) -> values seen
         for r in results:
-            for k, v in r["cell"][axis]["params"].items():
-                seen.setdefault(k, set()).add(repr(v))
-        out[axis] = tuple(k for k, vals in seen.items() if len(vals) > 1)
+            choice = r["cell"][axis]
+            for k, v in choice["params"].items():
+                seen.setdefault((choice["name"], k), set()).add(repr(v))
+        out[axis] = tuple(dict.fromkeys(k for (_n, k), vals in seen.items() if len(vals) > 1))
     return out
 
 

@@ -77,7 +77,8 @@ def trajectories(panels: list[tuple[str, object, list[dict]]]) -> Figure:
         ax = fig.add_subplot(rows, cols, i + 1)
         paths = [np.array(r["summary"]["measures"]["trajectory"][:TRAJECTORY_STEPS + 1],
                           dtype=float) for r in runs]
-        _contour(ax, problem, np.concatenate(paths))
+        star = [] if problem.x_star is None else [problem.x_star.detach().cpu().numpy()[None]]
+        _contour(ax, problem, np.concatenate(paths + star))
         show = varying_params(runs)
         keys = [config_key(r, show) for r in runs]
         for key, path in zip(keys, paths):
@@ -86,7 +87,8 @@ def trajectories(panels: list[tuple[str, object, list[dict]]]) -> Figure:
             star = problem.x_star.detach().cpu().numpy()
             ax.plot(star[0], star[1], "k*", ms=10)
         ax.set(title=f"{title}: first {TRAJECTORY_STEPS} steps", xlabel="x₁", ylabel="x₂")
-        ax.legend(fontsize=6, loc="best")
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(4, len(labels)), fontsize=7)
     return fig
 
 
