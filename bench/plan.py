@@ -17,7 +17,7 @@ from bench import choices, filters, optimizers
 from bench.inits import INITS
 from bench.measures import MEASURES
 from bench.regularizers import REGULARIZERS
-from bench.registry import ChoiceError, bind_params, did_you_mean
+from bench.registry import ChoiceError, bind_params, did_you_mean, normalized
 from bench.schedules import SCHEDULES
 from bench.spec import AXES, Experiment, Issues, Spec
 from bench.yamlio import SpecError
@@ -161,7 +161,8 @@ def _bind(exp: Experiment, axis: str, entry, choice, path: tuple, issues: Issues
     bound.apply_defaults()
     params = {k: _plain(v) for k, v in bound.arguments.items()
               if k not in list(_signature_names(entry))[:entry.skip_params]}
-    out = {"name": choice.name, "params": {k: v for k, v in params.items() if v is not _SKIP}}
+    params = normalized(entry.factory, {k: v for k, v in params.items() if v is not _SKIP})
+    out = {"name": choice.name, "params": params}
     if choice.label:
         out["label"] = choice.label
     return out

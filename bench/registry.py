@@ -88,6 +88,19 @@ def bind_params(factory: Callable, params: dict, what: str, skip: int = 0) -> in
     return bound
 
 
+def normalized(factory: Callable, params: dict) -> dict:
+    """Integers given for float parameters become floats, so `kappa: 10` and `kappa: 10.0`
+    resolve (and hash) the same."""
+    hints = _type_hints(factory)
+    return {k: float(v) if _wants_float(hints.get(k)) and type(v) is int else v
+            for k, v in params.items()}
+
+
+def _wants_float(hint: Any) -> bool:
+    options = typing.get_args(hint) if typing.get_origin(hint) is not None else (hint,)
+    return float in options and int not in options
+
+
 def _type_hints(factory: Callable) -> dict:
     target = factory.__init__ if inspect.isclass(factory) else factory
     try:

@@ -1,0 +1,108 @@
+"""bench run end to end: statuses, exit codes, resume, --rerun, --dry-run, report rebuild."""
+from __future__ import annotations
+
+import json
+
+from bench.results import Store
+
+SPEC = """
+name: t
+seeds: [0]
+defaults: {budget: {steps: 40, eval_every: 10}}
+experiments:
+  e:
+    problem: {name: quadratic, kappa: 10}
+    optimizer: [{name: sgd, lr: 0.5}, {name: adam, lr: 0.05}]
+"""
+
+
+def results(tmp_path, name="t"):
+    return {r["cell"]["optimizer"]["name"]: r for r in Store(tmp_path / "results" / name).load_all()}
+
+
+def test_run_writes_results_report_and_resumes(write_spec, cli, tmp_path, capsys):
+    spec = write_spec(SPEC)
+    assert cli("run", spec, "--workers", "1") == 0
+    root = tmp_path / "results" / "t"
+    res = results(tmp_path)
+    assert set(res) == {"sgd", "adam"} and all(r["status"] == "ok" for r in res.values())
+    sgd = res["sgd"]
+    assert [h["step"] for h in sgd["history"]] == [0, 10, 20, 30, 40]
+    assert sgd["summary"]["final_train_loss"] < sgd["history"][0]["train_loss"]
+    assert sgd["env"]["torch"] and sgd["schema"] == 1
+    assert (root / "report.md").exists() and list((root / "figures").glob("*.png"))
+    stamp = {p.name: p.stat().st_mtime_ns for p in (root / "cells").glob("*.json")}
+    capsys.readouterr()
+    assert cli("run", spec, "--workers", "1") == 0            # resume: nothing reruns
+    assert "2 already done, running 0" in capsys.readouterr().err
+    assert stamp == {p.name: p.stat().st_mtime_ns for p in (root / "cells").glob("*.json")}
+    assert cli("run", spec, "--workers", "1", "--rerun", "--only", "optimizer=adam") == 0
+    after = {p.name: p.stat().st_mtime_ns for p in (root / "cells").glob("*.json")}
+    assert sum(after[k] != stamp[k] for k in stamp) == 1
+
+
+def test_dry_run_runs_nothing(write_spec, cli, tmp_path, capsys):
+    assert cli("run", write_spec(SPEC), "--dry-run") == 0
+    assert "pending" in capsys.readouterr().out
+    assert not (tmp_path / "results").exists()
+
+
+def test_divergence_is_an_outcome_with_its_step(write_spec, cli, tmp_path):
+    spec = write_spec(SPEC.replace("lr: 0.5", "lr: 3.0"))   # > 2/L: |1 − 3λ| > 1 explodes
+    assert cli("run", spec, "--workers", "1") == 0
+    sgd = results(tmp_path)["sgd"]
+    assert sgd["status"] == "diverged"
+    step = sgd["summary"]["diverged_at"]
+    assert 1 <= step < 40
+    assert all(h["step"] < step for h in sgd["history"])   # never back-filled
+
+
+def test_failing_cell_is_recorded_and_run_exits_1(write_spec, cli, tmp_path):
+    # SparseAdam refuses dense gradients at its first step: a real optimizer error.
+    spec = write_spec(SPEC.replace("{name: adam, lr: 0.05}", "torch.optim.SparseAdam"))
+    assert cli("run", spec, "--workers", "1") == 1
+    bad = results(tmp_path)["torch.optim.SparseAdam"]
+    assert bad["status"] == "error" and "Traceback" in bad["error"]
+    assert "dense" in bad["error"]
+    assert results(tmp_path)["sgd"]["status"] == "ok"        # the run went on
+
+
+def test_time_limit_gives_timeout(write_spec, cli, tmp_path):
+    spec = write_spec(SPEC.replace("{steps: 40, eval_every: 10}",
+                                   "{steps: 100000000, eval_every: 1000, time_limit: 0.2}"))
+    assert cli("run", spec, "--workers", "1", "--only", "optimizer=sgd") == 0
+    sgd = results(tmp_path)["sgd"]
+    assert sgd["status"] == "timeout" and 0.2 <= sgd["summary"]["seconds"] < 5
+
+
+def test_report_rebuilds_without_running_any_cell(write_spec, cli, tmp_path, monkeypatch):
+    assert cli("run", write_spec(SPEC), "--workers", "1", "--no-report") == 0
+    root = tmp_path / "results" / "t"
+    assert not (root / "report.md").exists()
+
+    def forbidden(*a, **k):
+        raise AssertionError("bench report must not train")
+    monkeypatch.setattr("bench.train.run_cell", forbidden)
+    monkeypatch.setattr("bench.execute.run_cell", forbidden)
+    assert cli("report", root) == 0
+    text = (root / "report.md").read_text()
+    for link in [ln.split("](")[1].rstrip(")") for ln in text.splitlines() if "](" in ln]:
+        assert (root / link).exists(), link
+    assert "torch" in text and "seeds [0]" in text
+
+
+def test_pool_of_two_workers_matches_inline_run(write_spec, cli, tmp_path):
+    spec = write_spec(SPEC)
+    assert cli("run", spec, "--workers", "2", "--out", tmp_path / "pool", "--no-report") == 0
+    assert cli("run", spec, "--workers", "1", "--out", tmp_path / "inline", "--no-report") == 0
+    pool = {r["id"]: r["history"] for r in Store(tmp_path / "pool").load_all()}
+    inline = {r["id"]: r["history"] for r in Store(tmp_path / "inline").load_all()}
+    strip = lambda hs: [{k: v for k, v in h.items() if k != "seconds"} for h in hs]  # noqa: E731
+    assert {k: strip(v) for k, v in pool.items()} == {k: strip(v) for k, v in inline.items()}
+
+
+def test_result_files_are_valid_json_without_nan(write_spec, cli, tmp_path):
+    spec = write_spec(SPEC.replace("lr: 0.5", "lr: 30.0"))
+    cli("run", spec, "--workers", "1", "--no-report")
+    for path in (tmp_path / "results" / "t" / "cells").glob("*.json"):
+        json.loads(path.read_text(), parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))
