@@ -16,8 +16,8 @@ import torch
 from bench import choices, filters, optimizers
 from bench.inits import INITS
 from bench.measures import MEASURES
-from bench.regularizers import REGULARIZERS
 from bench.registry import ChoiceError, bind_params, did_you_mean, normalized
+from bench.regularizers import REGULARIZERS
 from bench.schedules import SCHEDULES
 from bench.spec import AXES, Experiment, Issues, Spec
 from bench.yamlio import SpecError
@@ -51,7 +51,7 @@ class Cell:
         return dict(asdict(self), measures=list(self.measures))
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Cell":
+    def from_dict(cls, d: dict) -> Cell:
         return cls(**dict(d, measures=tuple(d.get("measures", ()))))
 
 

@@ -100,8 +100,9 @@ def _select_profile(data: dict, profile: str | None, at, issues: Issues) -> dict
         return {}
     if profile not in profiles:
         where = at(("profiles",)) if "profiles" in data else at(())
-        issues.add(where, f"unknown profile '{profile}'; "
-                          f"{did_you_mean(profile, sorted(map(str, profiles))) if profiles else 'the spec defines no profiles'}")
+        known = sorted(map(str, profiles))
+        hint = did_you_mean(profile, known) if known else "the spec defines no profiles"
+        issues.add(where, f"unknown profile '{profile}'; {hint}")
         return {}
     return profiles[profile] if isinstance(profiles[profile], dict) else {}
 
