@@ -27,14 +27,29 @@ def curve_metric(results: list[dict]) -> str:
 
 
 def _median_band(runs: list[dict], metric: str):
-    series: dict[int, list[float]] = {}
+    """Quartiles over seeds at every evaluated step, each run interpolated onto the common grid.
+
+    A run counts only up to its own last step (a diverged run is never back-filled, a run that
+    stopped at its target is not carried on), and a step is drawn while more than half of the
+    runs still count, so the line is a true median."""
+    curves = []
     for r in runs:
-        for h in r["history"]:
-            if isinstance(h.get(metric), (int, float)):
-                series.setdefault(h["step"], []).append(h[metric])
-    steps = np.array(sorted(series))
-    q = np.array([np.percentile(series[s], [25, 50, 75]) for s in steps]).reshape(-1, 3)
-    return steps, q
+        pts = [(h["step"], h[metric]) for h in r["history"] if isinstance(h.get(metric), (int, float))]
+        if pts:
+            curves.append(np.array(pts, dtype=float))
+    if not curves:
+        return np.array([]), np.zeros((0, 3))
+    grid = np.unique(np.concatenate([c[:, 0] for c in curves]))
+    log = all((c[:, 1] > 0).all() for c in curves)   # interpolate log-values for log plots
+    rows = []
+    for step in grid:
+        alive = [c for c in curves if c[-1, 0] >= step]
+        if len(alive) * 2 <= len(curves):
+            break
+        vals = [np.interp(step, c[:, 0], np.log(c[:, 1]) if log else c[:, 1]) for c in alive]
+        q = np.percentile(vals, [25, 50, 75])
+        rows.append(np.exp(q) if log else q)
+    return grid[:len(rows)], np.array(rows).reshape(-1, 3)
 
 
 def loss_curves(results: list[dict], title: str) -> Figure:
