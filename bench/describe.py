@@ -32,7 +32,9 @@ def short(axis: str, choice: dict, show: tuple = ()) -> str:
 
 
 def _fmt(v) -> str:
-    return f"{v:.3g}" if isinstance(v, float) else str(v)
+    if isinstance(v, float):
+        return str(int(v)) if v.is_integer() and abs(v) < 1e15 else f"{v:.4g}"
+    return str(v)
 
 
 def cell_row(cell) -> dict:

@@ -12,6 +12,7 @@ import multiprocessing
 import os
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 from typing import Protocol
 
 import torch
@@ -31,6 +32,18 @@ def prepare_process(threads: int = 1) -> None:
     torch.set_flush_denormal(True)
 
 
+@contextmanager
+def process_settings(threads: int = 1):
+    """prepare_process for the duration of a block, restoring the caller's settings after."""
+    before = torch.get_num_threads()
+    prepare_process(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+        torch.set_flush_denormal(False)
+
+
 def work(cell_dict: dict, device: str) -> dict:
     """Run one cell in a worker; returns its Result as plain data."""
     cell = Cell.from_dict(cell_dict)
@@ -42,9 +55,9 @@ class Inline:
         self.device = device
 
     def map(self, cells: list[Cell]) -> Iterator[tuple[Cell, dict]]:
-        prepare_process(threads=1)
-        for cell in cells:
-            yield cell, work(cell.to_dict(), self.device)
+        with process_settings(threads=1):
+            for cell in cells:
+                yield cell, work(cell.to_dict(), self.device)
 
 
 class LocalPool:

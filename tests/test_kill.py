@@ -64,3 +64,17 @@ def test_sigkill_then_rerun_loses_nothing_and_repeats_nothing(write_spec, tmp_pa
                   if line.strip().endswith("}"))
     assert set(log) == ids and set(log.values()) == {1}         # each recorded exactly once
     assert not list((out / "cells").glob(".*.tmp"))
+
+
+def test_ctrl_c_keeps_finished_cells_and_exits_130(write_spec, tmp_path):
+    spec = write_spec(SPEC)
+    out = tmp_path / "out"
+    proc = _bench(spec, out)
+    deadline = time.monotonic() + 120
+    while _done(out / "cells") < 2 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)             # what Ctrl-C in a terminal sends
+    assert proc.wait(timeout=60) == 130
+    assert "interrupted" in proc.stderr.read().decode()
+    kept = list((out / "cells").glob("*.json"))
+    assert len(kept) >= 2 and all(json.loads(p.read_text())["status"] == "ok" for p in kept)

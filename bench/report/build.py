@@ -25,6 +25,9 @@ def build_report(root: Path) -> Path:
     by_exp: dict[str, list[dict]] = defaultdict(list)
     for r in results:
         by_exp[r["cell"]["experiment"]].append(r)
+    for owned in ("figures", "tables"):   # the report owns these: no stale files survive
+        for stale in (root / owned).glob("*"):
+            stale.unlink()
     about = _experiment_abouts(root)
     lines = [f"# Report: {root.name}", "", tables.header(results), ""]
     for name, runs in by_exp.items():
