@@ -16,6 +16,7 @@ import torch
 from bench import choices, filters, optimizers
 from bench.inits import INITS
 from bench.measures import MEASURES
+from bench.optim.flat import too_many_params_message
 from bench.registry import ChoiceError, bind_params, did_you_mean, normalized
 from bench.regularizers import REGULARIZERS
 from bench.schedules import SCHEDULES
@@ -233,6 +234,7 @@ def _check_problem_fit(exp: Experiment, axes: dict, measures: list[str], issues:
         reasons.update({m: MEASURES.get(m).factory.unsuitable(problem) for m in measures
                         if reasons.get(m, "") is not None})
         known.update(problem.metric_names())
+        _check_dense_limits(exp, name, problem, axes["optimizer"], issues)
     for m, reason in reasons.items():   # a measure applies to the problems that suit it
         if reason:
             issues.add(exp.where(("measures",)), f"measure '{m}' suits no problem here: {reason}")
@@ -241,6 +243,16 @@ def _check_problem_fit(exp: Experiment, axes: dict, measures: list[str], issues:
             issues.add(exp.where(("budget", "target", metric)),
                        f"no problem of experiment '{exp.name}' has a metric '{metric}'; "
                        f"{did_you_mean(metric, ['loss'] + sorted(known))}")
+
+
+def _check_dense_limits(exp: Experiment, name: str, problem, optimizer_axis, issues) -> None:
+    """Methods that form an n×n matrix refuse big problems now, not after hours of queueing."""
+    n = sum(p.numel() for p in problem.parameters())
+    for choice, _coords in optimizer_axis:
+        limit = choice["params"].get("max_params")
+        if isinstance(limit, int) and n > limit:
+            issues.add(exp.where(("optimizer",)), f"optimizer '{choice['name']}' on problem "
+                       f"'{name}': " + too_many_params_message(choice["name"], n, limit))
 
 
 def metric_name(name: str) -> str:

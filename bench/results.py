@@ -19,6 +19,8 @@ from bench.train import Outcome, maximized
 
 SCHEMA = 1
 FINISHED = ("ok", "diverged", "timeout", "skipped")   # statuses a resumed run does not redo
+BOOKKEEPING = ("step", "epoch", "seconds", "lr", "function_evals", "gradient_evals",
+               "hvp_evals", "hessian_evals", "grad_equivalents")   # history fields, not metrics
 
 
 def make_result(cell: Cell, outcome: Outcome, env: dict) -> dict:
@@ -32,7 +34,7 @@ def summarize(outcome: Outcome) -> dict:
                  "diverged_at": outcome.diverged_at, "steps_to_target": outcome.target_step,
                  "seconds_to_target": outcome.target_seconds}
     metrics = [k for k in (outcome.history[0] if outcome.history else {})
-               if k not in ("step", "epoch", "seconds", "lr")]
+               if k not in BOOKKEEPING]
     for m in metrics:
         values = [h[m] for h in outcome.history if _finite(h.get(m))]
         if values:

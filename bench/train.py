@@ -1,7 +1,8 @@
 """run_cell: the one training loop. Pure: no globals, no file I/O, randomness from the seed.
 
-Every optimizer steps through a closure, so line-search and second-order methods fit the same
-loop. The schedule writes `base_lr × factor(step)` into the param groups before each step.
+Every optimizer steps through an Objective (a torch closure that also gives Hessian products),
+so line-search and second-order methods fit the same loop and every evaluation is counted.
+The schedule writes `base_lr × factor(step)` into the param groups before each step.
 Targets are checked after every step when the problem computes them cheaply (analytic
 problems), else at every evaluation. Evaluation time is not counted in `seconds`.
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import math
 import traceback
+from collections import Counter
 from dataclasses import dataclass, field
 
 import torch
@@ -16,6 +18,7 @@ import torch
 from bench import optimizers
 from bench.inits import INITS
 from bench.measures import MEASURES
+from bench.objective import Objective, count_fields
 from bench.plan import Cell, metric_name
 from bench.regularizers import REGULARIZERS
 from bench.schedules import SCHEDULES
@@ -62,7 +65,7 @@ class _Run:
     def __init__(self, cell: Cell, device: torch.device):
         self.cell = cell
         self.generator = torch.Generator().manual_seed(cell.seed)
-        ctx = Context(cell.seed, device, self.generator)
+        ctx = Context(cell.seed, device, self.generator, cell.batch_size)
         self.problem = PROBLEMS.get(cell.problem["name"]).factory(ctx, **cell.problem["params"])
         INITS.get(cell.init["name"]).factory(**cell.init["params"])(self.problem, self.generator)
         self.penalty = REGULARIZERS.get(cell.regularizer["name"]).factory(
@@ -84,18 +87,16 @@ class _Run:
                         if metric_name(k) in known}
         self.cheap_targets = bool(self.targets) and set(self.targets) <= self.problem.cheap_metrics
         self.clock = Clock(device)
+        self.counts: Counter = Counter()
+        self.dim = sum(p.numel() for p in self.params)
         self.out = Outcome()
 
-    def closure_for(self, batch):
-        def closure():
-            self.optimizer.zero_grad(set_to_none=True)
+    def objective_for(self, batch) -> Objective:
+        def loss_fn():
             loss = self.problem.loss(batch)
             penalty = self.penalty(self.params)
-            if penalty is not None:
-                loss = loss + penalty
-            loss.backward()
-            return loss.detach()
-        return closure
+            return loss if penalty is None else loss + penalty
+        return Objective(loss_fn, self.params, self.counts)
 
     def set_lr(self, step: int) -> None:
         factor = self.schedule.factor(step, self.total)
@@ -114,7 +115,7 @@ class _Run:
         for step in range(1, self.total + 1):
             self.set_lr(step - 1)
             batch = self.problem.sample_batch(self.generator)
-            loss = float(self.optimizer.step(self.closure_for(batch)))
+            loss = float(self.optimizer.step(self.objective_for(batch)))
             out.steps = step
             if not math.isfinite(loss) or loss > limit:
                 out.status, out.diverged_at = "diverged", step
@@ -153,11 +154,15 @@ class _Run:
         with self.clock.paused(), torch.no_grad():
             metrics = self.problem.evaluate()
         entry = {"step": step, "epoch": step / self.problem.steps_per_epoch,
-                 "seconds": seconds, "lr": self.optimizer.param_groups[0].get("lr"), **metrics}
+                 "seconds": seconds, "lr": self.optimizer.param_groups[0].get("lr"),
+                 **count_fields(self.counts, self.dim), **metrics}
         self.out.history.append(entry)
         return metrics
 
     def finish(self) -> Outcome:
         self.out.seconds = self.clock.synced_seconds()
+        close = getattr(self.optimizer, "close", None)   # drivers that hold a thread
+        if close is not None:
+            close()
         self.out.measures = {name: m.result() for name, m in self.measures.items()}
         return self.out

@@ -17,10 +17,12 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 @dataclass(frozen=True)
 class Context:
-    """What the suite supplies to every problem factory: seed, device and generator."""
+    """What the suite supplies to every problem factory: seed, device, generator and the
+    cell's batch size (None: full batch)."""
     seed: int
     device: torch.device
     generator: torch.Generator
+    batch_size: int | None = None
 
 
 class Problem:

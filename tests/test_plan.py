@@ -43,7 +43,8 @@ def test_ids_do_not_depend_on_order_or_spelling(write_spec):
 def test_resolved_cells_carry_every_default(write_spec):
     cell = cells_of(write_spec, BASE)[-1]
     assert cell.optimizer == {"name": "adam", "params": {
-        "lr": 1e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0}}
+        "lr": 1e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0,
+        "bias_correction": True}}
     assert cell.schedule == {"name": "constant", "params": {"warmup": 0}}
 
 

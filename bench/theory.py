@@ -1,0 +1,78 @@
+"""Closed-form predictions on quadratics f(x) = ½xᵀAx, to draw measured against predicted.
+
+Gradient descent, heavy-ball momentum and Nesterov (torch's form) are linear iterations on a
+quadratic: per eigenvalue λ of A their error evolves by a fixed matrix, so the asymptotic
+rate at which ‖x − x*‖ shrinks is the largest spectral radius over the eigenvalues. Newton's
+method lands on the minimiser in one step; BFGS with an exact line search needs at most n.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+NEWTON_STEPS = 1
+
+
+def quadratic_eigenvalues(params: dict) -> np.ndarray | None:
+    if params.get("eigenvalues") is not None:
+        return np.asarray(params["eigenvalues"], dtype=float)
+    if params.get("kappa") is None:
+        return None
+    return np.logspace(-math.log10(params["kappa"]), 0, params["dim"])
+
+
+def iteration_matrix(name: str, opt: dict, lam: float) -> np.ndarray | None:
+    lr = opt.get("lr")
+    if name == "sgd" and not opt.get("weight_decay"):
+        return np.array([[1 - lr * lam]])
+    rho = opt.get("momentum")
+    if name == "momentum" and not opt.get("weight_decay"):
+        # v' = ρv + λx;  x' = x − αv'
+        return np.array([[1 - lr * lam, -lr * rho], [lam, rho]])
+    if name == "nesterov" and not opt.get("weight_decay"):
+        # b' = ρb + λx;  x' = x − α(λx + ρb')
+        return np.array([[1 - lr * lam * (1 + rho), -lr * rho * rho], [lam, rho]])
+    return None
+
+
+def predicted_rate(optimizer: dict, problem: dict) -> float | None:
+    """Asymptotic contraction factor of ‖x − x*‖ per step, or None when theory is silent."""
+    if problem["name"] != "quadratic" or problem["params"].get("noise"):
+        return None
+    lams = quadratic_eigenvalues(problem["params"])
+    if lams is None:
+        return None
+    radii = []
+    for lam in lams:
+        m = iteration_matrix(optimizer["name"], optimizer["params"], float(lam))
+        if m is None:
+            return None
+        radii.append(max(abs(np.linalg.eigvals(m))))
+    return float(max(radii))
+
+
+def predicted_steps_bound(optimizer: dict, problem: dict) -> int | None:
+    """Steps within which the method must reach the minimiser (to rounding), if theory says."""
+    if problem["name"] != "quadratic" or problem["params"].get("noise"):
+        return None
+    if optimizer["name"] == "newton" and not optimizer["params"].get("damping"):
+        return NEWTON_STEPS
+    if optimizer["name"] == "bfgs" and optimizer["params"].get("line_search") == "exact":
+        lams = quadratic_eigenvalues(problem["params"])
+        return None if lams is None else len(lams)
+    return None
+
+
+def measured_rate(history: list[dict], metric: str = "dist_to_opt",
+                  floor: float = 1e-11) -> float | None:
+    """Per-step contraction of `metric` over the second half of the run above `floor` (below
+    it, float rounding takes over): (d_end / d_mid)^(1 / steps)."""
+    points = [(h["step"], h[metric]) for h in history
+              if isinstance(h.get(metric), (int, float)) and h[metric] > floor]
+    if len(points) < 3:
+        return None
+    (s0, d0), (s1, d1) = points[len(points) // 2], points[-1]
+    if s1 <= s0 or d0 <= 0:
+        return None
+    return (d1 / d0) ** (1.0 / (s1 - s0))

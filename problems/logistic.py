@@ -1,0 +1,104 @@
+"""Binary logistic regression on a seeded synthetic data set: small enough for a dense Hessian,
+with a known minimum, and with minibatches for the stochastic side of the comparison."""
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+from problems.base import DTYPES, Context, Problem
+
+
+class Logistic(Problem):
+    """mean log(1 + exp(−y·xᵀw)) over n samples (a bias column included), labels in {0, 1}.
+
+    The minimiser w* is found once at construction by Newton's method in float64 with the
+    closed-form Hessian XᵀDX/n, so suboptimality and distance to the optimum are exact."""
+    accepts_batch_size = True
+
+    def __init__(self, X: torch.Tensor, y: torch.Tensor, w0: torch.Tensor,
+                 batch_size: int | None):
+        self.X, self.y = X, y
+        self.w = torch.nn.Parameter(w0)
+        self.batch_size = batch_size
+        n = len(y)
+        self.steps_per_epoch = 1 if batch_size is None else math.ceil(n / batch_size)
+        self._order, self._cursor = None, 0
+        w_star = _newton_minimiser(X.double(), y.double())
+        self.x_star = w_star.to(X.dtype)
+        self.f_star = float(_loss(X.double(), y.double(), w_star))
+        self.cheap_metrics = frozenset(self.metric_names())
+
+    def parameters(self) -> list[torch.Tensor]:
+        return [self.w]
+
+    def sample_batch(self, generator: torch.Generator):
+        """Indices of the next minibatch: a seeded permutation per epoch, sliced in order."""
+        if self.batch_size is None:
+            return None
+        n = len(self.y)
+        if self._order is None or self._cursor >= n:
+            self._order, self._cursor = torch.randperm(n, generator=generator), 0
+        batch = self._order[self._cursor:self._cursor + self.batch_size]
+        self._cursor += self.batch_size
+        return batch.to(self.X.device)
+
+    def loss(self, batch) -> torch.Tensor:
+        if batch is None:
+            return _loss(self.X, self.y, self.w)
+        return _loss(self.X[batch], self.y[batch], self.w)
+
+    def metric_names(self) -> list[str]:
+        return ["train_loss", "grad_norm", "suboptimality", "dist_to_opt", "train_accuracy"]
+
+    def evaluate(self) -> dict[str, float]:
+        w = self.w.detach().requires_grad_(True)
+        with torch.enable_grad():
+            f = _loss(self.X, self.y, w)
+            (grad,) = torch.autograd.grad(f, w)
+        accuracy = ((self.X @ w.detach() > 0).to(self.y.dtype) == self.y).float().mean()
+        return {"train_loss": f.item(), "grad_norm": grad.norm().item(),
+                "suboptimality": f.item() - self.f_star,
+                "dist_to_opt": (w.detach() - self.x_star).norm().item(),
+                "train_accuracy": accuracy.item()}
+
+
+def _loss(X, y, w):
+    return F.binary_cross_entropy_with_logits(X @ w, y)
+
+
+def _newton_minimiser(X: torch.Tensor, y: torch.Tensor, iterations: int = 100) -> torch.Tensor:
+    w = torch.zeros(X.shape[1], dtype=X.dtype)
+    for _ in range(iterations):
+        p = torch.sigmoid(X @ w)
+        grad = X.T @ (p - y) / len(y)
+        if grad.norm() < 1e-13:
+            break
+        hessian = (X.T * (p * (1 - p))) @ X / len(y)
+        w = w - torch.linalg.solve(hessian, grad)
+    return w
+
+
+def logistic(ctx: Context, samples: int = 1000, features: int = 20, label_noise: float = 0.1,
+             scale: float = 2.0,
+             dtype: Literal["float32", "float64"] = "float32") -> Logistic:
+    """Gaussian features, labels from a random true weight vector, a fraction flipped so the
+    classes overlap and the minimum is finite; w starts at 0."""
+    if samples < 2 or features < 1:
+        raise ValueError("logistic needs samples >= 2 and features >= 1")
+    if not 0 < label_noise < 0.5:
+        raise ValueError(f"label_noise must be in (0, 0.5), got {label_noise}")
+    if ctx.batch_size is not None and ctx.batch_size > samples:
+        raise ValueError(f"batch_size {ctx.batch_size} exceeds the {samples} samples")
+    g = ctx.generator
+    X = torch.randn(samples, features, generator=g, dtype=torch.float64)
+    X = torch.cat([X, torch.ones(samples, 1, dtype=torch.float64)], dim=1)
+    truth = scale * torch.randn(features + 1, generator=g, dtype=torch.float64) / math.sqrt(features)
+    y = (X @ truth > 0).double()
+    flip = torch.rand(samples, generator=g, dtype=torch.float64) < label_noise
+    y = torch.where(flip, 1 - y, y)
+    kind = DTYPES[dtype]
+    return Logistic(X.to(kind).to(ctx.device), y.to(kind).to(ctx.device),
+                    torch.zeros(features + 1, dtype=kind, device=ctx.device), ctx.batch_size)
