@@ -217,6 +217,8 @@ def _check_int_axis(exp: Experiment, axis: str, issues: Issues, minimum: int, re
     if not values:
         issues.add(exp.where((axis,)), f"'{axis}' is an empty list")
     for i, v in enumerate(values):
+        if v is None and not required:   # a null batch size is the full batch
+            continue
         if not (isinstance(v, int) and not isinstance(v, bool) and v >= minimum):
             path = (axis, i) if isinstance(value, list) else (axis,)
             issues.add(exp.where(path), f"'{axis}' values must be integers >= {minimum}, got {v!r}")

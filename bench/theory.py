@@ -3,7 +3,8 @@
 Gradient descent, heavy-ball momentum and Nesterov (torch's form) are linear iterations on a
 quadratic: per eigenvalue λ of A their error evolves by a fixed matrix, so the asymptotic
 rate at which ‖x − x*‖ shrinks is the largest spectral radius over the eigenvalues. Newton's
-method lands on the minimiser in one step; BFGS with an exact line search needs at most n.
+method lands on the minimiser in one step; BFGS with an exact line search needs at most n
+(n + 1 allowing for rounding).
 """
 from __future__ import annotations
 
@@ -59,8 +60,9 @@ def predicted_steps_bound(optimizer: dict, problem: dict) -> int | None:
     if optimizer["name"] == "newton" and not optimizer["params"].get("damping"):
         return NEWTON_STEPS
     if optimizer["name"] == "bfgs" and optimizer["params"].get("line_search") == "exact":
+        # n in exact arithmetic; the notes (and rounding) allow n + 1
         lams = quadratic_eigenvalues(problem["params"])
-        return None if lams is None else len(lams)
+        return None if lams is None else len(lams) + 1
     return None
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from bench.plan import metric_name
-from bench.report import plots, tables
+from bench.report import plots, tables, theory_view
 from bench.report.frame import name_of, varying_params
 from bench.results import Store, write_atomic
 from problems import PROBLEMS
@@ -66,6 +66,14 @@ def _experiment_section(root: Path, name: str, runs: list[dict], about: str) -> 
     write_atomic(root / "tables" / f"{name}.md", md + "\n")
     write_atomic(root / "tables" / f"{name}.csv", tables.cells_csv(runs))
     lines += [md, "", f"Per-cell table: [tables/{name}.csv](tables/{name}.csv)", ""]
+    predicted = theory_view.theory_rows(runs)
+    if predicted:
+        md = tables.markdown(predicted)
+        write_atomic(root / "tables" / f"{name}-theory.md", md + "\n")
+        lines += ["### Theory against measurement", "",
+                  "Rates are per-step contractions of ‖x − x*‖ (measured over the second half "
+                  "of each run, above 1e-11); bounds are steps within which theory says the "
+                  "method reaches the minimiser.", "", md, ""]
     for title, fig in _figures(name, runs):
         fname = f"{name}-{_slug(title)}.png"
         _save(fig, root / "figures" / fname)
@@ -80,13 +88,17 @@ def _figures(name: str, runs: list[dict]):
         by_problem[name_of(r, "problem", show)].append(r)
     for problem, rs in by_problem.items():
         if any(r["history"] for r in rs):
-            yield f"loss {problem}", plots.loss_curves(rs, f"{name}: {problem}")
+            yield f"loss {problem}", plots.loss_curves(rs, f"{name}: {problem}",
+                                                       plots.x_axes_for(rs))
     panels = _trajectory_panels(by_problem)
     if panels:
         yield "trajectories", plots.trajectories(panels)
     kappa = _kappa_series(runs)
     if kappa:
         yield "steps to target vs kappa", plots.steps_vs_kappa(*kappa)
+    points = theory_view.rate_points(theory_view.theory_rows(runs))
+    if points:
+        yield "rates measured vs predicted", plots.rates(points)
 
 
 def _trajectory_panels(by_problem: dict) -> list:

@@ -25,7 +25,8 @@ CHOICE_AXES = ("problem", "optimizer", "schedule", "init", "regularizer")
 
 
 def varying_params(results: list[dict]) -> dict[str, tuple]:
-    """Per axis, the parameters whose values differ between the results (shown in names)."""
+    """Per axis, the (choice name, parameter) pairs whose values differ between the results:
+    those parameters are shown in names even at their defaults."""
     out = {}
     for axis in CHOICE_AXES:
         seen: dict[tuple, set] = {}   # (choice name, param) -> values seen
@@ -33,12 +34,14 @@ def varying_params(results: list[dict]) -> dict[str, tuple]:
             choice = r["cell"][axis]
             for k, v in choice["params"].items():
                 seen.setdefault((choice["name"], k), set()).add(repr(v))
-        out[axis] = tuple(dict.fromkeys(k for (_n, k), vals in seen.items() if len(vals) > 1))
+        out[axis] = {key for key, vals in seen.items() if len(vals) > 1}
     return out
 
 
 def name_of(result: dict, axis: str, show: dict | None = None) -> str:
-    return describe.short(axis, result["cell"][axis], (show or {}).get(axis, ()))
+    choice = result["cell"][axis]
+    params = tuple(k for name, k in (show or {}).get(axis, ()) if name == choice["name"])
+    return describe.short(axis, choice, params)
 
 
 def config_key(result: dict, show: dict | None = None) -> tuple:

@@ -12,10 +12,24 @@ AXES_IN_LEGEND = (2, 3, 4, 5, 6)   # optimizer, schedule, init, regularizer, bat
 TRAJECTORY_STEPS = 100             # the zig-zag shows in the first steps; later ones pile up
 
 
+def style(i: int) -> dict:
+    """Twenty distinguishable colours, then dashed and dotted repeats."""
+    import matplotlib
+    colours = matplotlib.colormaps["tab20"].colors
+    return {"color": colours[(2 * i) % 20 + (i // 10) % 2],
+            "linestyle": ("-", "--", ":")[(i // 20) % 3]}
+
+
 def legend_label(key: tuple, keys: list[tuple]) -> str:
     """The parts of a config key that differ between the lines of one plot."""
-    parts = [str(key[i]) for i in AXES_IN_LEGEND if len({k[i] for k in keys}) > 1]
+    parts = [_axis_text(i, key[i]) for i in AXES_IN_LEGEND if len({k[i] for k in keys}) > 1]
     return ", ".join(parts) or str(key[2])
+
+
+def _axis_text(index: int, value) -> str:
+    if index == AXES_IN_LEGEND[-1]:   # the batch size
+        return "full batch" if value is None else f"batch {value}"
+    return str(value)
 
 
 CURVE_METRICS = ("suboptimality", "dist_to_saddle", "train_loss")   # first one present is drawn
@@ -26,53 +40,121 @@ def curve_metric(results: list[dict]) -> str:
     return next((m for m in CURVE_METRICS if m in first), "train_loss")
 
 
-def _median_band(runs: list[dict], metric: str):
-    """Quartiles over seeds at every evaluated step, each run interpolated onto the common grid.
+X_AXES = {"step": "step", "epoch": "epoch", "grad_equivalents": "gradient-equivalent evaluations",
+          "seconds": "training seconds"}
 
-    A run counts only up to its own last step (a diverged run is never back-filled, a run that
-    stopped at its target is not carried on), and a step is drawn while more than half of the
+
+def _median_band(runs: list[dict], metric: str, x: str = "step"):
+    """Quartiles over seeds at every evaluated x, each run interpolated onto the common grid.
+
+    A run counts only up to its own last point (a diverged run is never back-filled, a run that
+    stopped at its target is not carried on), and a point is drawn while more than half of the
     runs still count, so the line is a true median."""
     curves = []
     for r in runs:
-        pts = [(h["step"], h[metric]) for h in r["history"] if isinstance(h.get(metric), (int, float))]
+        pts = [(h[x], h[metric]) for h in r["history"]
+               if isinstance(h.get(metric), (int, float)) and isinstance(h.get(x), (int, float))]
         if pts:
             curves.append(np.array(pts, dtype=float))
     if not curves:
         return np.array([]), np.zeros((0, 3))
+    curves = _clip_rounding(curves)
     grid = np.unique(np.concatenate([c[:, 0] for c in curves]))
     log = all((c[:, 1] > 0).all() for c in curves)   # interpolate log-values for log plots
     rows = []
-    for step in grid:
-        alive = [c for c in curves if c[-1, 0] >= step]
+    for point in grid:
+        alive = [c for c in curves if c[-1, 0] >= point]
         if len(alive) * 2 <= len(curves):
             break
-        vals = [np.interp(step, c[:, 0], np.log(c[:, 1]) if log else c[:, 1]) for c in alive]
+        vals = [np.interp(point, c[:, 0], np.log(c[:, 1]) if log else c[:, 1]) for c in alive]
         q = np.percentile(vals, [25, 50, 75])
         rows.append(np.exp(q) if log else q)
     return grid[:len(rows)], np.array(rows).reshape(-1, 3)
 
 
-def loss_curves(results: list[dict], title: str) -> Figure:
-    """Median across seeds with an interquartile band, one line per configuration."""
+def _clip_rounding(curves: list[np.ndarray]) -> list[np.ndarray]:
+    """A suboptimality of −1e-17 is a converged run seen through rounding: when every value
+    is above −1e-9 × the largest, non-positive values become 1e-16 × the largest, so the
+    curve stays on a log scale instead of forcing the whole plot linear."""
+    top = max(float(c[:, 1].max()) for c in curves)
+    low = min(float(c[:, 1].min()) for c in curves)
+    if top <= 0 or low > 0 or low < -1e-9 * top:
+        return curves
+    return [np.column_stack([c[:, 0], np.maximum(c[:, 1], 1e-16 * top)]) for c in curves]
+
+
+def x_axes_for(results: list[dict]) -> tuple:
+    """Steps always; epochs when batch sizes differ; evaluations and seconds when the
+    methods' steps cost different amounts."""
+    axes = ["step"]
+    if len({r["cell"]["batch_size"] for r in results}) > 1:
+        axes.append("epoch")
+    if costs_differ(results):
+        axes += ["grad_equivalents", "seconds"]
+    return tuple(axes)
+
+
+def costs_differ(results: list[dict]) -> bool:
+    """True when some method's step costs other than one gradient (then steps mislead)."""
+    for r in results:
+        last = r["history"][-1] if r["history"] else {}
+        if "grad_equivalents" in last and abs(last["grad_equivalents"] - last["step"]) > 0.5:
+            return True
+    return False
+
+
+def loss_curves(results: list[dict], title: str, x_axes: tuple = ("step",)) -> Figure:
+    """Median across seeds with an interquartile band, one line per configuration, against
+    each of `x_axes` (steps, gradient-equivalent evaluations, seconds) side by side."""
     metric = curve_metric(results)
-    fig = Figure(figsize=(7, 4.5), layout="constrained")
-    ax = fig.add_subplot()
+    fig = Figure(figsize=(5.2 * len(x_axes) + 1.8, 4.5), layout="constrained")
     groups = group_by_config(results)
     keys = list(groups)
-    positive = True
-    for key in keys:
-        steps, q = _median_band(groups[key], metric)
-        if not len(steps):
-            continue
-        positive &= bool((q > 0).all())
-        label = legend_label(key, keys) + _failures(groups[key])
-        line, = ax.plot(steps, q[:, 1], label=label, lw=1.4)
-        ax.fill_between(steps, q[:, 0], q[:, 2], color=line.get_color(), alpha=0.2, lw=0)
-    if positive:
-        ax.set_yscale("log")
-    ax.set(xlabel="step", ylabel=f"{metric} (median, IQR band over seeds)", title=title)
-    ax.legend(fontsize=7, loc="best")
+    for i, x in enumerate(x_axes):
+        ax = fig.add_subplot(1, len(x_axes), i + 1)
+        positive = True
+        for key in keys:
+            xs, q = _median_band(groups[key], metric, x)
+            if not len(xs):
+                continue
+            positive &= bool((q > 0).all())
+            label = legend_label(key, keys) + _failures(groups[key])
+            line, = ax.plot(xs, q[:, 1], label=label, lw=1.4, **style(keys.index(key)))
+            ax.fill_between(xs, q[:, 0], q[:, 2], color=line.get_color(), alpha=0.2, lw=0)
+        if positive:
+            ax.set_yscale("log")
+        if x == "grad_equivalents":   # from 0 evaluations to thousands: log beyond 1
+            ax.set_xscale("symlog", linthresh=1.0)
+            ax.set_xlim(left=0)
+        ax.set(xlabel=X_AXES[x], ylabel=f"{metric} (median, IQR over seeds)" if i == 0 else "")
+        ax.grid(alpha=0.3, which="both")
+    fig.suptitle(title)
+    handles, labels = ax.get_legend_handles_labels()
+    if len(x_axes) == 1:
+        ax.legend(fontsize=7, loc="best")
+    else:
+        fig.legend(handles, labels, loc="outside right center", fontsize=7)
+    return fig
+
+
+def rates(points: list[tuple[str, float, float]]) -> Figure:
+    """Measured against predicted speed of linear convergence, as −ln(rate) per step on log
+    axes: rates near 1 (ill-conditioned problems) spread out instead of piling up."""
+    fig = Figure(figsize=(6, 5.5), layout="constrained")
+    ax = fig.add_subplot()
+    names = sorted({p[0] for p in points})
+    speed = lambda r: -math.log(r)  # noqa: E731
+    for i, name in enumerate(names):
+        pts = np.array([(speed(p[1]), speed(p[2])) for p in points if p[0] == name])
+        ax.plot(pts[:, 0], pts[:, 1], "o", ms=6, label=name, alpha=0.85, color=style(i)["color"])
+    values = [speed(v) for p in points for v in p[1:]]
+    lo, hi = min(values) / 1.5, max(values) * 1.5
+    ax.plot([lo, hi], [lo, hi], "k--", lw=1, label="measured = predicted")
+    ax.set(xscale="log", yscale="log", xlabel="predicted −ln(rate) per step (theory)",
+           ylabel="measured −ln(rate) per step (median over seeds)",
+           title="Linear rates on quadratics: theory vs measurement")
     ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7)
     return fig
 
 
