@@ -71,6 +71,7 @@ class _Run:
         self.penalty = REGULARIZERS.get(cell.regularizer["name"]).factory(
             **cell.regularizer["params"])
         self.params = self.problem.parameters()
+        self.penalised = self.penalty(self.params) is not None
         self.optimizer = optimizers.build(cell.optimizer["name"], self.params,
                                           cell.optimizer["params"])
         self.schedule = SCHEDULES.get(cell.schedule["name"]).factory(**cell.schedule["params"])
@@ -96,7 +97,9 @@ class _Run:
             loss = self.problem.loss(batch)
             penalty = self.penalty(self.params)
             return loss if penalty is None else loss + penalty
-        return Objective(loss_fn, self.params, self.counts)
+        # the problem's closed-form Hessian holds only for its own loss, without a penalty
+        closed = None if self.penalised else (lambda: self.problem.hessian(batch))
+        return Objective(loss_fn, self.params, self.counts, closed)
 
     def set_lr(self, step: int) -> None:
         factor = self.schedule.factor(step, self.total)

@@ -47,6 +47,11 @@ class Problem:
     def metric_names(self) -> list[str]:
         raise NotImplementedError
 
+    def hessian(self, batch: Any) -> torch.Tensor | None:
+        """The training loss's Hessian in closed form, where the problem knows it (far faster
+        than autograd for dense Newton steps); None means "use autograd"."""
+        return None
+
 
 class AnalyticProblem(Problem):
     """f: R^d → R given in closed form; the iterate is a single parameter vector `x`."""

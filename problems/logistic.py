@@ -50,6 +50,13 @@ class Logistic(Problem):
             return _loss(self.X, self.y, self.w)
         return _loss(self.X[batch], self.y[batch], self.w)
 
+    def hessian(self, batch) -> torch.Tensor:
+        """Xᵀ diag(p(1−p)) X / n on the batch, p = σ(Xw)."""
+        X = self.X if batch is None else self.X[batch]
+        with torch.no_grad():
+            p = torch.sigmoid(X @ self.w)
+            return (X.T * (p * (1 - p))) @ X / len(X)
+
     def metric_names(self) -> list[str]:
         return ["train_loss", "grad_norm", "suboptimality", "dist_to_opt", "train_accuracy"]
 

@@ -37,7 +37,7 @@ def run_bench(name: str, options: dict, problem) -> list[torch.Tensor]:
 
 def hand(update, problem, state: dict) -> list[torch.Tensor]:
     """Iterate `update(x, grad, state, t)` with the exact gradient A x."""
-    A = problem.hessian.double()
+    A = problem.hessian().double()
     x = problem.x.detach().clone()
     path = [x.clone()]
     for t in range(1, STEPS + 1):
@@ -139,7 +139,7 @@ def test_torch_nesterov_is_the_notes_nesterov_after_change_of_variables():
     rho, lr = 0.9, 0.1
     got = run_bench("nesterov", {"lr": lr, "momentum": rho}, make_problem(dim=3, kappa=50.0))
     problem = make_problem(dim=3, kappa=50.0)
-    A = problem.hessian.double()
+    A = problem.hessian().double()
     x = problem.x.detach().clone()
     v = torch.zeros_like(x)
     for t in range(1, STEPS + 1):

@@ -247,3 +247,29 @@ def test_logistic_minimum_is_a_stationary_point():
         p.w.copy_(p.x_star)
     m = p.evaluate()
     assert m["grad_norm"] < 1e-10 and abs(m["suboptimality"]) < 1e-14 and 0.6 < m["train_accuracy"]
+
+
+@pytest.mark.parametrize("name, params", [
+    ("quadratic", {"dim": 6, "kappa": 50.0, "dtype": "float64"}),
+    ("logistic", {"samples": 300, "features": 5, "dtype": "float64"})])
+def test_closed_form_hessians_equal_autograd(name, params):
+    ctx = Context(0, torch.device("cpu"), torch.Generator().manual_seed(0))
+    problem = PROBLEMS.get(name).factory(ctx, **params)
+    with torch.no_grad():
+        problem.parameters()[0].add_(0.3)
+    obj = Objective(lambda: problem.loss(None), problem.parameters(), Counter())
+    with torch.enable_grad():
+        _loss, g = obj.value_and_gradient(create_graph=True)
+        auto = obj.hessian(g)
+    assert torch.allclose(problem.hessian(None), auto, rtol=1e-10, atol=1e-12)
+
+
+def test_regularized_newton_uses_the_penalized_hessian():
+    """With a penalty the closed form no longer holds: Newton must still land in one step."""
+    problem = {"name": "quadratic", "params": {"dim": 4, "kappa": 10.0, "dtype": "float64"}}
+    out = run_cell(Cell("t", problem, {"name": "newton", "params": {}},
+                        {"name": "constant", "params": {}}, {"name": "default", "params": {}},
+                        {"name": "l2", "params": {"strength": 0.5}}, None, 0,
+                        {"steps": 2, "eval_every": 1}))
+    # the minimiser of ½xᵀAx + 0.5‖x‖² is still 0; one exact Newton step reaches it
+    assert out.history[1]["dist_to_opt"] < 1e-12
