@@ -211,12 +211,12 @@ def _contour(ax, problem, points: np.ndarray) -> None:
 def steps_vs_kappa(series: dict[str, list[tuple[float, float]]],
                    theory: list[tuple[float, float]] | None, target: str) -> Figure:
     """Median steps to target against condition number (log-log), with the theory line."""
-    fig = Figure(figsize=(6.5, 4.5), layout="constrained")
+    fig = Figure(figsize=(8.5, 4.5), layout="constrained")
     ax = fig.add_subplot()
-    for label, points in series.items():
+    for i, (label, points) in enumerate(series.items()):
         pts = sorted(p for p in points if p[1] is not None)
         if pts:
-            ax.plot(*zip(*pts), "o-", label=label, ms=4)
+            ax.plot(*zip(*pts), marker="o", label=label, ms=4, **style(i))
     if theory:
         ax.plot(*zip(*sorted(theory)), "k--", lw=1.2,
                 label="GD theory ⌈log ε / log((κ−1)/(κ+1))⌉")
@@ -224,5 +224,5 @@ def steps_vs_kappa(series: dict[str, list[tuple[float, float]]],
            ylabel=f"steps to {target} (median over seeds)",
            title="Steps to target against conditioning")
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=7)
+    fig.legend(loc="outside right center", fontsize=7)
     return fig
