@@ -41,6 +41,10 @@ def parser() -> argparse.ArgumentParser:
     _spec_args(lst)
     rep = sub.add_parser("report", help="rebuild tables and figures from stored results")
     rep.add_argument("results", help="a results folder (results/<name>)")
+    data = sub.add_parser("data", help="datasets: list them, show where they are, fetch them")
+    data.add_argument("action", choices=("list", "path", "fetch"))
+    data.add_argument("name", nargs="?", help="a dataset (all of them when left out)")
+    data.add_argument("--data-dir", help="look here first (as a spec's data_dir)")
     return p
 
 
@@ -56,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.command == "report":
         return cmd_report(args)
+    if args.command == "data":
+        return cmd_data(args)
     try:
         spec = load_spec(args.spec, args.profile)
         cells = plan.filter_cells(plan.make_cells(spec), args.only)
@@ -136,3 +142,30 @@ def cmd_report(args) -> int:
     from bench.report.build import build_report
     print(build_report(root))
     return EXIT_OK
+
+
+def cmd_data(args) -> int:
+    from bench import data
+    names = [args.name] if args.name else list(data.DATASETS)
+    try:
+        for name in names:
+            ds = data.dataset(name)
+            if args.action == "list":
+                print(f"{name:14} {ds.about}")
+            elif args.action == "path":
+                print(f"{name:14} {_where(data, name, args.data_dir)}")
+            else:
+                from bench.data_fetch import fetch
+                print(f"{name:14} fetched into {fetch(name)}")
+    except data.DataError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_OK
+
+
+def _where(data, name: str, data_dir: str | None) -> str:
+    try:
+        return str(data.locate(name, data_dir))
+    except data.DataError:
+        looked = ", ".join(str(p) for p in data.candidates(data.dataset(name), data_dir))
+        return f"missing (looked in {looked})"
