@@ -96,7 +96,8 @@ def cmd_run(args, spec, cells) -> int:
     if args.dry_run:
         return cmd_list(args, spec, cells, store)
     try:
-        executor = make_executor(args.workers, args.device)
+        data_dir = spec.experiments[0].data_dir if spec.experiments else None
+        executor = make_executor(args.workers, args.device, data_dir)
     except ValueError as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return EXIT_USAGE

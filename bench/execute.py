@@ -44,26 +44,28 @@ def process_settings(threads: int = 1):
         torch.set_flush_denormal(False)
 
 
-def work(cell_dict: dict, device: str) -> dict:
+def work(cell_dict: dict, device: str, data_dir: str | None = None) -> dict:
     """Run one cell in a worker; returns its Result as plain data."""
     cell = Cell.from_dict(cell_dict)
-    return make_result(cell, run_cell(cell, device), environment(device))
+    return make_result(cell, run_cell(cell, device, data_dir), environment(device))
 
 
 class Inline:
-    def __init__(self, device: str = "cpu"):
+    def __init__(self, device: str = "cpu", data_dir: str | None = None):
         self.device = device
+        self.data_dir = data_dir
 
     def map(self, cells: list[Cell]) -> Iterator[tuple[Cell, dict]]:
         with process_settings(threads=1):
             for cell in cells:
-                yield cell, work(cell.to_dict(), self.device)
+                yield cell, work(cell.to_dict(), self.device, self.data_dir)
 
 
 class LocalPool:
-    def __init__(self, workers: int, devices: list[str]):
+    def __init__(self, workers: int, devices: list[str], data_dir: str | None = None):
         self.workers = workers
         self.devices = devices
+        self.data_dir = data_dir
 
     def map(self, cells: list[Cell]) -> Iterator[tuple[Cell, dict]]:
         # spawn, not fork: a forked child of a process that already started torch's thread
@@ -72,7 +74,8 @@ class LocalPool:
         pool = ProcessPoolExecutor(self.workers, mp_context=context,
                                    initializer=prepare_process, initargs=(1,))
         try:
-            futures = {pool.submit(work, c.to_dict(), self.devices[i % len(self.devices)]): c
+            futures = {pool.submit(work, c.to_dict(), self.devices[i % len(self.devices)],
+                                   self.data_dir): c
                        for i, c in enumerate(cells)}
             for future in as_completed(futures):
                 yield futures[future], future.result()
@@ -90,11 +93,11 @@ def available_devices(requested: str) -> list[str]:
     return [requested]
 
 
-def make_executor(workers: int | None, device: str) -> Executor:
+def make_executor(workers: int | None, device: str, data_dir: str | None = None) -> Executor:
     devices = available_devices(device)
     count = workers or os.cpu_count() or 1
     if count == 1:
-        return Inline(devices[0])
-    return LocalPool(count, devices)
+        return Inline(devices[0], data_dir)
+    return LocalPool(count, devices, data_dir)
 
 

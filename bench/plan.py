@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from bench import choices, filters, optimizers
+from bench.data import DataError
 from bench.inits import INITS
 from bench.measures import MEASURES
 from bench.optim.flat import too_many_params_message
@@ -152,17 +153,16 @@ def _bind(exp: Experiment, axis: str, entry, choice, path: tuple, issues: Issues
     what = f"{axis} '{choice.name}'"
     try:
         bound = bind_params(entry.factory, choice.params, what, entry.skip_params)
-        _construct(axis, entry, choice.params)
+        bound.apply_defaults()
+        params = {k: _plain(v) for k, v in bound.arguments.items()}
+        params = normalized(entry.factory, {k: v for k, v in params.items() if v is not _SKIP})
+        _construct(exp, axis, entry, choice.name, params)
     except ChoiceError as exc:
         issues.add(exp.where(path + (exc.key,) if exc.key else path), str(exc))
         return None
-    except (ValueError, TypeError, RuntimeError) as exc:
+    except (ValueError, TypeError, RuntimeError, DataError) as exc:
         issues.add(exp.where(path), f"{what}: {exc}")
         return None
-    bound.apply_defaults()
-    params = {k: _plain(v) for k, v in bound.arguments.items()
-              if k not in list(_signature_names(entry))[:entry.skip_params]}
-    params = normalized(entry.factory, {k: v for k, v in params.items() if v is not _SKIP})
     out = {"name": choice.name, "params": params}
     if choice.label:
         out["label"] = choice.label
@@ -182,23 +182,24 @@ def _plain(value: Any) -> Any:
     return _SKIP
 
 
-def _signature_names(entry) -> list[str]:
-    import inspect
-    return list(inspect.signature(entry.factory).parameters)
-
-
-def _construct(axis: str, entry, params: dict) -> None:
-    """Build the object once on dummy inputs, so the factory's own checks run now."""
+def _construct(exp: Experiment, axis: str, entry, name: str, params: dict) -> None:
+    """Build the object once on dummy inputs, so the factory's own checks run now. Problems
+    are kept (per experiment) for the checks that need them, and built once per choice."""
     if axis == "optimizer":
         entry.factory([torch.zeros(2, requires_grad=True)], **params)
     elif axis == "problem":
-        entry.factory(_probe_context(), **params)
+        probe_problem(exp, {"name": name, "params": params})
     else:
         entry.factory(**params)
 
 
-def _probe_context() -> Context:
-    return Context(0, torch.device("cpu"), torch.Generator().manual_seed(0))
+def probe_problem(exp: Experiment, choice: dict):
+    key = json.dumps(choice, sort_keys=True)
+    if key not in exp.probes:
+        ctx = Context(0, torch.device("cpu"), torch.Generator().manual_seed(0),
+                      data_dir=exp.data_dir)
+        exp.probes[key] = PROBLEMS.get(choice["name"]).factory(ctx, **choice["params"])
+    return exp.probes[key]
 
 
 def _measures(exp: Experiment, issues: Issues) -> list[str]:
@@ -223,7 +224,7 @@ def _check_problem_fit(exp: Experiment, axes: dict, measures: list[str], issues:
         if key in seen:
             continue
         seen.add(key)
-        problem = PROBLEMS.get(choice["name"]).factory(_probe_context(), **choice["params"])
+        problem = probe_problem(exp, {"name": choice["name"], "params": choice["params"]})
         name = choice["name"]
         if not problem.accepts_init and any(c["name"] != "default" for c, _ in axes["init"]):
             issues.add(exp.where(("init",)), f"problem '{name}' has no layers to initialise: "

@@ -19,7 +19,7 @@ from bench.train import Outcome, maximized
 
 SCHEMA = 1
 FINISHED = ("ok", "diverged", "timeout", "skipped")   # statuses a resumed run does not redo
-BOOKKEEPING = ("step", "epoch", "seconds", "lr", "function_evals", "gradient_evals",
+BOOKKEEPING = ("step", "epoch", "samples", "seconds", "lr", "function_evals", "gradient_evals",
                "hvp_evals", "hessian_evals", "grad_equivalents")   # history fields, not metrics
 
 
@@ -40,6 +40,9 @@ def summarize(outcome: Outcome) -> dict:
         if values:
             out[f"final_{m}"] = outcome.history[-1].get(m)
             out[f"best_{m}"] = max(values) if maximized(m) else min(values)
+    last = outcome.history[-1] if outcome.history else {}
+    if last.get("seconds"):
+        out["samples_per_second"] = last.get("samples", 0) / last["seconds"]
     if outcome.measures:
         out["measures"] = outcome.measures
     return out

@@ -15,9 +15,9 @@ from bench.yamlio import Issue, Mark, SpecError, load
 
 AXES = ("problem", "optimizer", "schedule", "init", "batch_size", "regularizer", "seed")
 EXPERIMENT_KEYS = ("about",) + AXES + ("budget", "exclude", "zip", "samples", "measures")
-TOP_KEYS = ("name", "about", "seeds", "defaults", "profiles", "experiments")
+TOP_KEYS = ("name", "about", "seeds", "defaults", "profiles", "experiments", "data_dir")
 PROFILE_KEYS = ("about", "seeds", "defaults", "experiments")
-BUDGET_KEYS = ("steps", "epochs", "eval_every", "time_limit", "target")
+BUDGET_KEYS = ("steps", "epochs", "eval_every", "evals_per_epoch", "time_limit", "target")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -28,6 +28,8 @@ class Experiment:
     origin: dict                     # merged path -> path in the file
     marks: dict
     file: str
+    data_dir: str | None = None      # the spec's data_dir, resolved against its folder
+    probes: dict = field(default_factory=dict, repr=False)   # problems built while checking
 
     def where(self, path: tuple) -> Mark:
         """The file position a merged path came from (its nearest located ancestor)."""
@@ -67,6 +69,8 @@ def load_spec(path: str, profile: str | None = None) -> Spec:
     if not isinstance(data, dict):
         raise SpecError([Issue(at(()), "a spec is a mapping with 'name' and 'experiments'")])
     _check_keys(data, (), TOP_KEYS, "spec", at, issues)
+    if "data_dir" in data and not isinstance(data["data_dir"], str):
+        issues.add(at(("data_dir",)), "'data_dir' must be a folder path (a string)")
     name = data.get("name")
     if not isinstance(name, str) or not NAME_RE.match(name):
         issues.add(at(("name",)) if "name" in data else at(()),
@@ -136,10 +140,18 @@ def _experiments(data: dict, prof: dict, marks: dict, file: str, at, issues: Iss
                   if isinstance(d, dict)]
         origin: dict = {}
         merged = merge(stack, (), origin)
-        exp = Experiment(str(ename), merged, origin, marks, file)
+        exp = Experiment(str(ename), merged, origin, marks, file, _data_dir(data, file))
         _check_experiment(exp, issues)
         out.append(exp)
     return out
+
+
+def _data_dir(data: dict, file: str) -> str | None:
+    """`data_dir` relative to the spec's folder (so a spec and its data travel together)."""
+    value = data.get("data_dir")
+    if not isinstance(value, str):
+        return None
+    return str((FsPath(file).parent / FsPath(value).expanduser()).resolve())
 
 
 def _profile_name(data: dict, prof: dict) -> str:
@@ -178,13 +190,17 @@ def _child(source: tuple, key: Any) -> tuple:
     return source + (key,)
 
 
+EXCLUSIVE_BUDGET = (("steps", "epochs"), ("eval_every", "evals_per_epoch"))
+
+
 def _budget_overrides(dicts: list) -> list:
-    # A layer that sets `steps` or `epochs` replaces the other from the layers below it.
+    # A layer that sets one of a pair (steps/epochs, eval_every/evals_per_epoch) replaces
+    # either of the pair from the layers below it.
     out = []
     for d, s in dicts:
-        if "steps" in d or "epochs" in d:
-            out = [({k: v for k, v in od.items() if k not in ("steps", "epochs")}, os)
-                   for od, os in out]
+        for pair in EXCLUSIVE_BUDGET:
+            if any(k in d for k in pair):
+                out = [({k: v for k, v in od.items() if k not in pair}, os) for od, os in out]
         out.append((d, s))
     return out
 
@@ -232,7 +248,7 @@ def _check_budget(exp: Experiment, issues: Issues) -> None:
         return
     _check_keys(budget, ("budget",), BUDGET_KEYS, "budget", exp.where, issues)
     rules = {"steps": (int, 1), "epochs": (float, 0), "eval_every": (int, 1),
-             "time_limit": (float, 0)}
+             "evals_per_epoch": (int, 1), "time_limit": (float, 0)}
     for key, (kind, low) in rules.items():
         if key in budget and not _number(budget[key], kind, low):
             what = "an integer >= 1" if kind is int else "a number > 0"
@@ -240,6 +256,9 @@ def _check_budget(exp: Experiment, issues: Issues) -> None:
                                                    f"got {budget[key]!r}")
     if ("steps" in budget) == ("epochs" in budget):
         issues.add(exp.where(("budget",)), "budget needs exactly one of 'steps' or 'epochs'")
+    if "eval_every" in budget and "evals_per_epoch" in budget:
+        issues.add(exp.where(("budget", "evals_per_epoch")),
+                   "budget takes 'eval_every' (steps) or 'evals_per_epoch', not both")
     target = budget.get("target", {})
     if not isinstance(target, dict) or not all(
             _number(v, float, None) for v in target.values()):

@@ -53,19 +53,28 @@ def target_met(metrics: dict, targets: dict) -> bool:
         for m, v in targets.items())
 
 
-def run_cell(cell: Cell, device: str = "cpu") -> Outcome:
-    """Train one cell; failures become statuses, never exceptions (Ctrl-C excepted)."""
+def run_cell(cell: Cell, device: str = "cpu", data_dir: str | None = None) -> Outcome:
+    """Train one cell; failures become statuses, never exceptions (Ctrl-C excepted).
+
+    torch's global random state is forked and seeded from the cell, so anything that draws
+    from it (layer initialisation, dropout) is reproducible and nothing leaks out."""
     try:
-        return _Run(cell, torch.device(device)).train()
+        with torch.random.fork_rng(devices=_cuda_devices(device)):
+            torch.manual_seed(cell.seed)
+            return _Run(cell, torch.device(device), data_dir).train()
     except Exception:   # any failure of the cell is its outcome, recorded with the traceback
         return Outcome(status="error", error=traceback.format_exc())
 
 
+def _cuda_devices(device: str) -> list:
+    return [torch.device(device)] if device.startswith("cuda") else []
+
+
 class _Run:
-    def __init__(self, cell: Cell, device: torch.device):
+    def __init__(self, cell: Cell, device: torch.device, data_dir: str | None = None):
         self.cell = cell
         self.generator = torch.Generator().manual_seed(cell.seed)
-        ctx = Context(cell.seed, device, self.generator, cell.batch_size)
+        ctx = Context(cell.seed, device, self.generator, cell.batch_size, data_dir)
         self.problem = PROBLEMS.get(cell.problem["name"]).factory(ctx, **cell.problem["params"])
         INITS.get(cell.init["name"]).factory(**cell.init["params"])(self.problem, self.generator)
         self.penalty = REGULARIZERS.get(cell.regularizer["name"]).factory(
@@ -81,7 +90,9 @@ class _Run:
         budget = cell.budget
         spe = self.problem.steps_per_epoch
         self.total = budget.get("steps") or max(1, math.ceil(budget["epochs"] * spe))
-        self.eval_every = budget.get("eval_every") or max(1, self.total // 100)
+        per_epoch = budget.get("evals_per_epoch")
+        self.eval_every = (max(1, spe // per_epoch) if per_epoch else
+                           budget.get("eval_every") or max(1, self.total // 100))
         self.time_limit = budget.get("time_limit")
         known = set(self.problem.metric_names())   # a target applies where its metric exists
         self.targets = {metric_name(k): v for k, v in (budget.get("target") or {}).items()
@@ -157,6 +168,7 @@ class _Run:
         with self.clock.paused(), torch.no_grad():
             metrics = self.problem.evaluate()
         entry = {"step": step, "epoch": step / self.problem.steps_per_epoch,
+                 "samples": step * getattr(self.problem, "samples_per_step", 1),
                  "seconds": seconds, "lr": self.optimizer.param_groups[0].get("lr"),
                  **count_fields(self.counts, self.dim), **metrics}
         self.out.history.append(entry)
@@ -164,6 +176,9 @@ class _Run:
 
     def finish(self) -> Outcome:
         self.out.seconds = self.clock.synced_seconds()
+        for measure in self.measures.values():
+            if hasattr(measure, "finish"):
+                measure.finish(self.problem)
         close = getattr(self.optimizer, "close", None)   # drivers that hold a thread
         if close is not None:
             close()

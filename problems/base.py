@@ -23,6 +23,7 @@ class Context:
     device: torch.device
     generator: torch.Generator
     batch_size: int | None = None
+    data_dir: str | None = None   # the spec's data_dir: looked in first for datasets
 
 
 class Problem:

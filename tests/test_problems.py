@@ -28,7 +28,7 @@ def test_every_registered_problem_trains_a_few_steps(name):
     sample = PROBLEMS.get(name).sample
     out = run_cell(cell({"name": name, "params": sample}, {"name": "adam", "params": {"lr": 1e-2}}))
     assert out.status == "ok", out.error
-    assert out.history[0].keys() >= {"step", "seconds", "train_loss", "grad_norm"}
+    assert out.history[0].keys() >= {"step", "seconds", "train_loss"}
     assert all(math.isfinite(h["train_loss"]) for h in out.history)
 
 

@@ -10,7 +10,8 @@ from tabulate import tabulate
 from bench.report.frame import flatten, group_by_config, median
 
 SUMMARY_METRICS = ("final_train_loss", "final_suboptimality", "final_dist_to_opt",
-                   "final_escaped", "final_test_accuracy")
+                   "final_escaped", "final_train_accuracy", "final_val_accuracy",
+                   "final_test_accuracy", "best_test_accuracy")
 
 
 def cells_csv(results: list[dict]) -> str:
@@ -35,36 +36,46 @@ def header(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+AXIS_COLUMNS = ("problem", "optimizer", "schedule", "init", "regularizer", "batch_size")
+
+
 def summary_rows(results: list[dict]) -> list[dict]:
+    """One row per configuration (medians over seeds); axis columns only where they vary."""
+    groups = group_by_config(results)
+    shown = [i for i, col in enumerate(AXIS_COLUMNS, start=1)
+             if col in ("problem", "optimizer") or len({k[i] for k in groups}) > 1]
     rows = []
-    for key, runs in group_by_config(results).items():
-        _exp, problem, optimizer, schedule, init, reg, batch = key
-        row = {"problem": problem, "optimizer": optimizer}
-        if schedule != "constant":
-            row["schedule"] = schedule
-        if init != "default":
-            row["init"] = init
-        if reg != "none":
-            row["regularizer"] = reg
-        if batch is not None:
-            row["batch_size"] = batch
-        statuses = [r["status"] for r in runs]
-        row["ok/n"] = f"{statuses.count('ok')}/{len(runs)}"
-        if "diverged" in statuses:
-            row["diverged"] = statuses.count("diverged")
-        reached = [r["summary"]["steps_to_target"] for r in runs
-                   if r["summary"].get("steps_to_target") is not None]
-        if any("target" in r["cell"]["budget"] for r in runs):
-            row["target hit"] = f"{len(reached)}/{len(runs)}"
-            row["steps to target (median)"] = median(reached)
-        for m in SUMMARY_METRICS:
-            vals = [r["summary"].get(m) for r in runs if r["status"] == "ok"]
-            if any(v is not None for v in vals):
-                row[m.replace("final_", "final ")] = median(vals)
-        row["seconds (median)"] = median([r["summary"]["seconds"] for r in runs])
+    for key, runs in groups.items():
+        row = {AXIS_COLUMNS[i - 1]: _axis_value(key[i]) for i in shown}
+        row.update(_outcomes(runs))
         rows.append(row)
     columns = list(dict.fromkeys(k for row in rows for k in row))
     return [{c: row.get(c) for c in columns} for row in rows]
+
+
+def _axis_value(value):
+    return "full" if value is None else value
+
+
+def _outcomes(runs: list[dict]) -> dict:
+    row: dict = {}
+    statuses = [r["status"] for r in runs]
+    row["ok/n"] = f"{statuses.count('ok')}/{len(runs)}"
+    if "diverged" in statuses:
+        row["diverged"] = statuses.count("diverged")
+    reached = [r["summary"]["steps_to_target"] for r in runs
+               if r["summary"].get("steps_to_target") is not None]
+    if any("target" in r["cell"]["budget"] for r in runs):
+        row["target hit"] = f"{len(reached)}/{len(runs)}"
+        row["steps to target (median)"] = median(reached)
+    for m in SUMMARY_METRICS:
+        vals = [r["summary"].get(m) for r in runs if r["status"] == "ok"]
+        if any(v is not None for v in vals):
+            row[m.replace("final_", "final ")] = median(vals)
+    row["seconds (median)"] = median([r["summary"]["seconds"] for r in runs])
+    if any(r["cell"]["batch_size"] is not None for r in runs):
+        row["samples/s (median)"] = median([r["summary"].get("samples_per_second") for r in runs])
+    return row
 
 
 def markdown(rows: list[dict]) -> str:

@@ -1,0 +1,63 @@
+"""An MLP on a handful of examples written in the spec: XOR, the notes' worked 2-2-2
+backpropagation example, the notes' sanity check of overfitting ~20 examples."""
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+from problems import models
+from problems.base import Context, Problem
+
+
+class ToyMLP(Problem):
+    """Full batch over the given examples; `squared_error` is the notes' ½Σ(target − out)²
+    summed over outputs and averaged over examples ("total error" for one example)."""
+    accepts_init = True
+
+    def __init__(self, model, inputs, targets, loss: str, activation: str):
+        self.model, self.inputs, self.targets = model, inputs, targets
+        self.loss_kind, self.activation = loss, activation
+        self.cheap_metrics = frozenset(self.metric_names())
+
+    def parameters(self):
+        return list(self.model.parameters())
+
+    def loss(self, batch) -> torch.Tensor:
+        out = self.model(self.inputs)
+        if self.loss_kind == "squared_error":
+            return 0.5 * ((self.targets - out) ** 2).sum(1).mean()
+        return F.cross_entropy(out, self.targets.argmax(1))
+
+    def metric_names(self) -> list[str]:
+        return ["train_loss", "train_accuracy"]
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float]:
+        out = self.model(self.inputs)
+        hit = (out.argmax(1) == self.targets.argmax(1)).float().mean()
+        return {"train_loss": float(self.loss(None)), "train_accuracy": float(hit)}
+
+    def activation_layers(self):
+        kind = type(models.ACTIVATIONS[self.activation]())
+        return [m for m in self.model.modules() if isinstance(m, kind)]
+
+    def probe_inputs(self, count: int = 1000):
+        return self.inputs[:count]
+
+
+def toy_mlp(ctx: Context, inputs: list[list[float]] = ((0, 0), (0, 1), (1, 0), (1, 1)),
+            targets: list[list[float]] = ((1, 0), (0, 1), (0, 1), (1, 0)),
+            hidden: list[int] = (4,), activation: models.ActivationName = "tanh",
+            output: Literal["none", "sigmoid"] = "none",
+            loss: Literal["cross_entropy", "squared_error"] = "cross_entropy") -> ToyMLP:
+    """Examples as rows of `inputs`, one-hot or real-valued rows of `targets` (default: XOR)."""
+    x = torch.tensor(inputs, dtype=torch.float32, device=ctx.device)
+    y = torch.tensor(targets, dtype=torch.float32, device=ctx.device)
+    if x.ndim != 2 or y.ndim != 2 or len(x) != len(y):
+        raise ValueError("inputs and targets must be lists of rows, one row per example")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(ctx.seed)
+        model = models.mlp(x.shape[1], list(hidden), y.shape[1], activation, output=output)
+    return ToyMLP(model.to(ctx.device), x, y, loss, activation)
