@@ -76,8 +76,12 @@ class ActivationStats:
                 h.remove()
         return [self._stats(out) for out in outputs]
 
-    def _stats(self, out) -> dict:
+    def _stats(self, out) -> dict | None:
+        """Statistics of the finite activations (a diverged network has none: None)."""
         values = out.flatten().double()
+        values = values[torch.isfinite(values)]
+        if not len(values):
+            return None
         lo, hi = float(values.min()), float(values.max())
         if hi <= lo:
             hi = lo + 1e-12

@@ -90,6 +90,13 @@ def _figures(name: str, runs: list[dict]):
         if any(r["history"] for r in rs):
             yield f"loss {problem}", plots.loss_curves(rs, f"{name}: {problem}",
                                                        plots.x_axes_for(rs))
+    for problem, rs in by_problem.items():
+        for when in ("init", "end"):
+            rows = _activation_rows(rs, when)
+            if rows:
+                moment = "at initialisation" if when == "init" else "after training"
+                yield (f"activations {when} {problem}",
+                       plots.activation_grid(rows, f"{name}: {problem}, activations {moment}"))
     panels = _trajectory_panels(by_problem)
     if panels:
         yield "trajectories", plots.trajectories(panels)
@@ -99,6 +106,19 @@ def _figures(name: str, runs: list[dict]):
     points = theory_view.rate_points(theory_view.theory_rows(runs))
     if points:
         yield "rates measured vs predicted", plots.rates(points)
+
+
+def _activation_rows(runs: list[dict], when: str) -> list:
+    """(label, per-layer statistics) for the first seed of each configuration."""
+    with_stats = [r for r in runs if (r["summary"].get("measures") or {}).get("activation_stats")]
+    if not with_stats:
+        return []
+    first = min(r["cell"]["seed"] for r in with_stats)
+    shown = [r for r in with_stats if r["cell"]["seed"] == first]
+    show = varying_params(shown)
+    keys = [plots.config_key(r, show) for r in shown]
+    return [(plots.legend_label(key, keys), r["summary"]["measures"]["activation_stats"][when] or [])
+            for key, r in zip(keys, shown)]
 
 
 def _trajectory_panels(by_problem: dict) -> list:
@@ -155,6 +175,11 @@ def _save(fig, path: Path) -> None:
     tmp.replace(path)
 
 
-def _slug(text: str) -> str:
+def _slug(text: str, limit: int = 72) -> str:
+    """A file name for a title; long ones keep a hash of the whole title so they stay unique."""
     keep = "".join(c if c.isalnum() else "-" for c in text.lower())
-    return "-".join(filter(None, keep.split("-")))[:80]
+    slug = "-".join(filter(None, keep.split("-")))
+    if len(slug) <= limit:
+        return slug
+    import hashlib
+    return f"{slug[:limit]}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"

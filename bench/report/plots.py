@@ -158,6 +158,34 @@ def rates(points: list[tuple[str, float, float]]) -> Figure:
     return fig
 
 
+def activation_grid(rows: list[tuple[str, list[dict]]], title: str) -> Figure:
+    """The notes' picture: one row per initialisation, one column per layer, each panel the
+    histogram of that layer's activations (mean and std in its title)."""
+    cols = max(len(stats) for _label, stats in rows)
+    fig = Figure(figsize=(1.6 * cols + 1.5, 1.35 * len(rows) + 0.8), layout="constrained")
+    axes = fig.subplots(len(rows), cols, squeeze=False)
+    for r, (label, stats) in enumerate(rows):
+        for c in range(cols):
+            ax = axes[r][c]
+            ax.tick_params(labelsize=5)
+            ax.xaxis.get_offset_text().set_fontsize(5)
+            ax.set_yticks([])
+            if c >= len(stats) or stats[c] is None:
+                ax.set_axis_off()
+                continue
+            layer = stats[c]
+            edges = np.linspace(*layer["range"], len(layer["counts"]) + 1)
+            ax.stairs(layer["counts"], edges, fill=True, color=style(r)["color"])
+            ax.set_title(f"μ {layer['mean']:.2g}  σ {layer['std']:.2g}", fontsize=5.5)
+            if c == 0:
+                ax.set_ylabel(label, fontsize=6.5, rotation=0, ha="right", va="center")
+            if r == 0:
+                ax.text(0.5, 1.35, f"layer {c + 1}", transform=ax.transAxes, ha="center",
+                        fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    return fig
+
+
 def _failures(runs: list[dict]) -> str:
     bad = [r["status"] for r in runs if r["status"] != "ok"]
     return f" [{len(bad)}/{len(runs)} {', '.join(sorted(set(bad)))}]" if bad else ""
