@@ -11,5 +11,5 @@ PROBLEMS.register("logistic", skip_params=1, sample={"samples": 200, "features":
 VISION_SAMPLE = {"data": "mnist", "subset": 256, "test_subset": 256}
 PROBLEMS.register("logreg", skip_params=1, sample=VISION_SAMPLE)(vision.logreg)
 PROBLEMS.register("mlp", skip_params=1, sample=dict(VISION_SAMPLE, hidden=[32]))(vision.mlp)
-PROBLEMS.register("cnn", skip_params=1, sample=dict(VISION_SAMPLE, data="cifar10"))(vision.cnn)
+PROBLEMS.register("cnn", skip_params=1, sample=dict(VISION_SAMPLE, subset=128))(vision.cnn)
 PROBLEMS.register("toy_mlp", skip_params=1, sample={})(toy.toy_mlp)

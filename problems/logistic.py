@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from problems.base import DTYPES, Context, Problem
+from problems.imagedata import EpochBatches
 
 
 class Logistic(Problem):
@@ -22,10 +23,9 @@ class Logistic(Problem):
                  batch_size: int | None):
         self.X, self.y = X, y
         self.w = torch.nn.Parameter(w0)
-        self.batch_size = batch_size
-        n = len(y)
-        self.steps_per_epoch = 1 if batch_size is None else math.ceil(n / batch_size)
-        self._order, self._cursor = None, 0
+        self.batches = EpochBatches(len(y), batch_size)
+        self.steps_per_epoch = self.batches.steps_per_epoch
+        self.samples_per_step = self.batches.batch_size
         w_star = _newton_minimiser(X.double(), y.double())
         self.x_star = w_star.to(X.dtype)
         self.f_star = float(_loss(X.double(), y.double(), w_star))
@@ -35,15 +35,10 @@ class Logistic(Problem):
         return [self.w]
 
     def sample_batch(self, generator: torch.Generator):
-        """Indices of the next minibatch: a seeded permutation per epoch, sliced in order."""
-        if self.batch_size is None:
+        """Indices of the next minibatch (None: the full batch)."""
+        if self.batches.batch_size == len(self.y):
             return None
-        n = len(self.y)
-        if self._order is None or self._cursor >= n:
-            self._order, self._cursor = torch.randperm(n, generator=generator), 0
-        batch = self._order[self._cursor:self._cursor + self.batch_size]
-        self._cursor += self.batch_size
-        return batch.to(self.X.device)
+        return self.batches.next(generator, self.X.device)
 
     def loss(self, batch) -> torch.Tensor:
         if batch is None:

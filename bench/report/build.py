@@ -90,6 +90,9 @@ def _figures(name: str, runs: list[dict]):
         if any(r["history"] for r in rs):
             yield f"loss {problem}", plots.loss_curves(rs, f"{name}: {problem}",
                                                        plots.x_axes_for(rs))
+            if any("test_accuracy" in (r["history"] or [{}])[0] for r in rs):
+                yield f"accuracy {problem}", plots.loss_curves(
+                    rs, f"{name}: {problem}", plots.x_axes_for(rs), "test_accuracy")
     for problem, rs in by_problem.items():
         for when in ("init", "end"):
             rows = _activation_rows(rs, when)

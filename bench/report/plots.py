@@ -103,10 +103,11 @@ def costs_differ(results: list[dict]) -> bool:
     return False
 
 
-def loss_curves(results: list[dict], title: str, x_axes: tuple = ("step",)) -> Figure:
+def loss_curves(results: list[dict], title: str, x_axes: tuple = ("step",),
+                metric: str | None = None) -> Figure:
     """Median across seeds with an interquartile band, one line per configuration, against
     each of `x_axes` (steps, gradient-equivalent evaluations, seconds) side by side."""
-    metric = curve_metric(results)
+    metric = metric or curve_metric(results)
     fig = Figure(figsize=(5.2 * len(x_axes) + 1.8, 4.5), layout="constrained")
     groups = group_by_config(results)
     keys = list(groups)
@@ -121,7 +122,7 @@ def loss_curves(results: list[dict], title: str, x_axes: tuple = ("step",)) -> F
             label = legend_label(key, keys) + _failures(groups[key])
             line, = ax.plot(xs, q[:, 1], label=label, lw=1.4, **style(keys.index(key)))
             ax.fill_between(xs, q[:, 0], q[:, 2], color=line.get_color(), alpha=0.2, lw=0)
-        if positive:
+        if positive and "accuracy" not in metric:
             ax.set_yscale("log")
         if x == "grad_equivalents":   # from 0 evaluations to thousands: log beyond 1
             ax.set_xscale("symlog", linthresh=1.0)
