@@ -89,6 +89,7 @@ def _experiment_cells(exp: Experiment, issues: Issues) -> list[Cell]:
     zips = filters.zip_groups(exp, axes, issues)
     exclude = filters.exclude_patterns(exp, issues)
     budget = dict(exp.data.get("budget") or {})
+    exp.probes.clear()   # the problems built for checking (datasets included) are not kept
     if issues:
         return []
     cells = []

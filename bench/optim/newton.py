@@ -14,7 +14,26 @@ def _check(damping: float, line_search: str) -> None:
         raise ValueError(f"line_search must be one of {', '.join(LINE_SEARCHES)}")
 
 
-class Newton(FlatOptimizer):
+class _NewtonStep(FlatOptimizer):
+    """x ← x + t·d for a Newton direction d from `direction`, t from the line search."""
+
+    @torch.no_grad()
+    def step(self, closure):
+        obj = self.objective(closure)
+        group = self.param_groups[0]
+        x = obj.flat()
+        with torch.enable_grad():
+            loss, g_graph = obj.value_and_gradient(create_graph=True)
+            d = self.direction(obj, g_graph, group)
+        t, _ = search(group["line_search"], obj, x, d, loss, g_graph.detach())
+        obj.set_flat(x + t * d)
+        return loss
+
+    def direction(self, obj, g_graph, group) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class Newton(_NewtonStep):
     """Exact Newton: θ ← θ + t·d with (H + λI) d = −∇f, from the second-order Taylor model.
 
     H is the dense Hessian (all n Hessian-vector products at once), λ = `damping`
@@ -30,30 +49,19 @@ class Newton(FlatOptimizer):
         super().__init__(params, dict(damping=damping, line_search=line_search,
                                       max_params=max_params))
 
-    @torch.no_grad()
-    def step(self, closure):
-        obj = self.objective(closure)
-        group = self.param_groups[0]
-        x = obj.flat()
+    def direction(self, obj, g_graph, group) -> torch.Tensor:
         with torch.enable_grad():
-            loss, g_graph = obj.value_and_gradient(create_graph=True)
             hessian = obj.hessian(g_graph)
         g = g_graph.detach()
         hessian = hessian + group["damping"] * torch.eye(len(g), dtype=g.dtype, device=g.device)
         factor, info = torch.linalg.cholesky_ex(hessian)
         if int(info) == 0:
-            d = torch.cholesky_solve(-g.unsqueeze(1), factor).squeeze(1)
-        else:
-            d = torch.linalg.solve(hessian, -g)
-            if not bool(torch.isfinite(d).all()) or float(g @ d) >= 0:
-                d = -g
-        t, _ = search(group["line_search"], obj, x, d, loss, g)
-        obj.set_flat(x + t * d)
-        self.flat_state["steps"] = self.flat_state.get("steps", 0) + 1
-        return loss
+            return torch.cholesky_solve(-g.unsqueeze(1), factor).squeeze(1)
+        d = torch.linalg.solve(hessian, -g)
+        return d if bool(torch.isfinite(d).all()) and float(g @ d) < 0 else -g
 
 
-class NewtonCG(FlatOptimizer):
+class NewtonCG(_NewtonStep):
     """Hessian-free (truncated) Newton: solve (H + λI) d = −∇f by conjugate gradient using only
     Hessian-vector products (double backward), stopping at ‖r‖ ≤ `cg_tol`·‖∇f‖, after
     `cg_iters` products, or at the first direction of non-positive curvature (then the
@@ -69,18 +77,9 @@ class NewtonCG(FlatOptimizer):
         super().__init__(params, dict(damping=damping, cg_iters=cg_iters, cg_tol=cg_tol,
                                       line_search=line_search))
 
-    @torch.no_grad()
-    def step(self, closure):
-        obj = self.objective(closure)
-        group = self.param_groups[0]
-        x = obj.flat()
+    def direction(self, obj, g_graph, group) -> torch.Tensor:
         with torch.enable_grad():
-            loss, g_graph = obj.value_and_gradient(create_graph=True)
-            d = self._cg(obj, g_graph, group)
-        g = g_graph.detach()
-        t, _ = search(group["line_search"], obj, x, d, loss, g)
-        obj.set_flat(x + t * d)
-        return loss
+            return self._cg(obj, g_graph, group)
 
     @staticmethod
     def _cg(obj, g_graph, group) -> torch.Tensor:
