@@ -75,8 +75,10 @@ def is_distribution(value: Any) -> bool:
 def check_distribution(value: dict, key: str) -> None:
     kind, bounds = next(iter(value.items()))
     if not (isinstance(bounds, list) and len(bounds) == 2
-            and all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in bounds)):
-        raise ChoiceError(f"'{key}': {kind} takes [low, high], got {bounds!r}", key)
+            and all(isinstance(b, (int, float)) and not isinstance(b, bool)
+                    and math.isfinite(b) for b in bounds)):
+        raise ChoiceError(f"'{key}': {kind} takes [low, high], two finite numbers, "
+                          f"got {bounds!r}", key)
     lo, hi = bounds
     if not lo < hi:
         raise ChoiceError(f"'{key}': {kind} needs low < high, got [{lo}, {hi}]", key)

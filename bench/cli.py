@@ -64,12 +64,20 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_data(args)
     try:
         spec = load_spec(args.spec, args.profile)
-        cells = plan.filter_cells(plan.make_cells(spec), args.only)
+        everything = plan.make_cells(spec)
+        cells = plan.filter_cells(everything, args.only)
     except SpecError as exc:
         for issue in exc.issues:
             print(issue, file=sys.stderr)
         print(f"bench: {len(exc.issues)} problem(s) in {args.spec}; nothing was run",
               file=sys.stderr)
+        return EXIT_USAGE
+    except ValueError as exc:   # a bad --only filter
+        print(f"bench: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.only and not cells:
+        print(f"bench: no cell matches --only {' --only '.join(args.only)} "
+              f"(of {len(everything)} cells)", file=sys.stderr)
         return EXIT_USAGE
     return {"validate": cmd_validate, "list": cmd_list, "run": cmd_run}[args.command](
         args, spec, cells)
@@ -101,7 +109,7 @@ def cmd_run(args, spec, cells) -> int:
     except ValueError as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    _write_plan(store, spec, cells)
+    _write_plan(store, spec, cells, merge=bool(args.only))
     todo = [c for c in cells if args.rerun or store.status(c.id) not in FINISHED]
     print(f"bench: {len(cells)} cells, {len(cells) - len(todo)} already done, "
           f"running {len(todo)} -> {store.root}", file=sys.stderr)
@@ -117,12 +125,18 @@ def cmd_run(args, spec, cells) -> int:
     return _finish(args, store, cells)
 
 
-def _write_plan(store: Store, spec, cells) -> None:
-    store.remove_temporaries() if store.cells.exists() else None
+def _write_plan(store: Store, spec, cells, merge: bool) -> None:
+    """spec.yaml and plan.txt (the cells the report shows). A filtered run (--only) adds its
+    cells to the plan instead of replacing it, so the report keeps the rest."""
+    if store.cells.exists():
+        store.remove_temporaries()
     resolved = {"name": spec.name, "profile": spec.profile, "source": spec.file,
                 "experiments": {e.name: e.data for e in spec.experiments}}
     write_atomic(store.root / "spec.yaml", yaml.safe_dump(resolved, sort_keys=False))
-    write_atomic(store.root / "plan.txt", "".join(f"{c.id}\n" for c in cells))
+    plan_file = store.root / "plan.txt"
+    ids = plan_file.read_text().split() if merge and plan_file.exists() else []
+    ids += [c.id for c in cells if c.id not in set(ids)]
+    write_atomic(plan_file, "".join(f"{cid}\n" for cid in ids))
 
 
 def _finish(args, store: Store, cells) -> int:

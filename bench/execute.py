@@ -84,16 +84,31 @@ class LocalPool:
 
 
 def available_devices(requested: str) -> list[str]:
-    """`auto` is every CUDA device when there is one, else the CPU."""
+    """`auto` is every CUDA device when there is one, else the CPU; `cuda` is every CUDA
+    device; `cpu` or `cuda:N` is that one device."""
+    n = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if requested == "auto":
-        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
         return [f"cuda:{i}" for i in range(n)] or ["cpu"]
-    if requested.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"--device {requested}: CUDA is not available on this machine")
-    return [requested]
+    try:
+        device = torch.device(requested)
+    except RuntimeError:
+        raise ValueError(f"--device {requested}: not a device; allowed: auto, cpu, cuda, "
+                         "cuda:N") from None
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"--device {requested}: allowed: auto, cpu, cuda, cuda:N")
+    if device.type == "cuda":
+        if n == 0:
+            raise ValueError(f"--device {requested}: CUDA is not available on this machine")
+        if device.index is None:
+            return [f"cuda:{i}" for i in range(n)]
+        if device.index >= n:
+            raise ValueError(f"--device {requested}: this machine has {n} CUDA device(s)")
+    return [str(device)]
 
 
 def make_executor(workers: int | None, device: str, data_dir: str | None = None) -> Executor:
+    if workers is not None and workers < 1:
+        raise ValueError(f"--workers {workers}: give at least 1")
     devices = available_devices(device)
     count = workers or os.cpu_count() or 1
     if count == 1:

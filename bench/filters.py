@@ -6,9 +6,6 @@ from typing import Any
 from bench.registry import did_you_mean
 from bench.spec import AXES, Experiment, Issues
 
-CHOICE_AXES = ("problem", "optimizer", "schedule", "init", "regularizer")
-
-
 # ---- zip -------------------------------------------------------------------------------
 def zip_groups(exp: Experiment, axes: dict, issues: Issues) -> list[list[str]]:
     """`zip: [a, b]` or `zip: [[a, b], [c, d]]`, members `axis` or `axis.param`; checked."""
@@ -29,20 +26,28 @@ def zip_groups(exp: Experiment, axes: dict, issues: Issues) -> list[list[str]]:
             issues.add(exp.where(path), f"zip member '{m}' is not a list in this experiment; "
                                         f"{did_you_mean(m, sorted(sizes))}")
         lengths = {m: sizes[m] for m in group if m in sizes}
-        if not bad and len(set(lengths.values())) > 1:
+        if not bad and len(set().union(*lengths.values())) > 1:
             issues.add(exp.where(path), "zipped lists must have equal lengths, got "
-                       + ", ".join(f"{m}: {n}" for m, n in lengths.items()))
+                       + ", ".join(f"{m}: {' and '.join(map(str, sorted(n)))}"
+                                   for m, n in lengths.items()))
         out.append(group)
     return out
 
 
-def _coordinate_sizes(axes: dict) -> dict[str, int]:
-    sizes: dict[str, int] = {}
-    for items in axes.values():
+def _coordinate_sizes(axes: dict) -> dict[str, set]:
+    """For each zippable list (`axis` or `axis.param`), the lengths it has in the choices that
+    write it as a list: a parameter must be zipped with equally long lists everywhere."""
+    per_choice: dict[tuple, int] = {}
+    for axis, items in axes.items():
         for _value, coords in items:
             for key, index in coords.items():
-                sizes[key] = max(sizes.get(key, 0), index + 1)
-    return {k: n for k, n in sizes.items() if n > 1 or "." not in k}
+                owner = coords.get(axis) if "." in key else None
+                per_choice[key, owner] = max(per_choice.get((key, owner), 0), index + 1)
+    sizes: dict[str, set] = {}
+    for (key, _owner), n in per_choice.items():
+        if n > 1 or "." not in key:
+            sizes.setdefault(key, set()).add(n)
+    return sizes
 
 
 def zipped(combo: dict, groups: list[list[str]]) -> bool:
@@ -95,12 +100,19 @@ def _one_of(have: Any, want: Any) -> bool:
 
 
 # ---- --only -------------------------------------------------------------------------------
+ONLY_KEYS = ("experiment", "id") + AXES
+
+
 def parse_only(text: str) -> dict[str, str]:
     """`adam`, `experiment=conditioning`, `optimizer=adam,problem.kappa=100`, `id=ab12…`."""
     out = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
         key, sep, value = part.partition("=")
-        out[key.strip() if sep else "experiment"] = value.strip() if sep else key.strip()
+        key = key.strip() if sep else "experiment"
+        if key.partition(".")[0] not in ONLY_KEYS:
+            raise ValueError(f"--only {text}: unknown key '{key}'; "
+                             f"{did_you_mean(key.partition('.')[0], list(ONLY_KEYS))}")
+        out[key] = value.strip() if sep else part
     return out
 
 

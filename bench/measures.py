@@ -18,14 +18,14 @@ MEASURES = Registry("measure")
 @MEASURES.register("trajectory")
 @dataclass
 class Trajectory:
-    """The iterate after every step (analytic problems of dimension ≤ 3), for contour plots."""
+    """The iterate after every step (2-D analytic problems), for the contour plots."""
     max_points: int = 500
     points: list = field(default_factory=list)
 
     @staticmethod
     def unsuitable(problem) -> str | None:
-        if not isinstance(problem, AnalyticProblem) or problem.dim > 3:
-            return "trajectory needs an analytic problem of dimension 3 or less"
+        if not isinstance(problem, AnalyticProblem) or problem.dim != 2:
+            return "trajectory needs a 2-dimensional analytic problem (it is drawn on contours)"
         return None
 
     def observe(self, problem, step: int) -> None:

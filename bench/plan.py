@@ -88,18 +88,19 @@ def _experiment_cells(exp: Experiment, issues: Issues) -> list[Cell]:
     _check_problem_fit(exp, axes, measures, issues)
     zips = filters.zip_groups(exp, axes, issues)
     exclude = filters.exclude_patterns(exp, issues)
-    budget = dict(exp.data.get("budget") or {})
+    budget = normalized_budget(exp.data.get("budget") or {})
     exp.probes.clear()   # the problems built for checking (datasets included) are not kept
     if issues:
         return []
-    cells = []
+    cells, seen = [], set()
     for combo in itertools.product(*(axes[a] for a in AXES)):
         values = dict(zip(AXES, combo))
         if not filters.zipped(values, zips):
             continue
         cell = Cell(exp.name, **{a: _value(values[a]) for a in AXES},
                     budget=budget, measures=tuple(measures))
-        if not any(filters.matches(cell, pattern) for pattern in exclude):
+        if cell.id not in seen and not any(filters.matches(cell, p) for p in exclude):
+            seen.add(cell.id)   # the same cell written twice (or under two labels) runs once
             cells.append(cell)
     if not cells:
         issues.add(exp.where(()), f"experiment '{exp.name}' has no cells left after exclude/zip")
@@ -119,6 +120,9 @@ def _listed(exp: Experiment, axis: str) -> list:
 def _axis_choices(exp: Experiment, axis: str, issues: Issues) -> list[tuple[dict, dict]]:
     value = exp.data.get(axis, DEFAULT_CHOICE.get(axis))
     if value is None:
+        if axis in DEFAULT_CHOICE:
+            issues.add(exp.where((axis,)), f"'{axis}' is null; leave it out for "
+                                           f"'{DEFAULT_CHOICE[axis]}', or name a choice")
         return []
     items = value if isinstance(value, list) else [value]
     if not items:
@@ -255,6 +259,14 @@ def _check_dense_limits(exp: Experiment, name: str, problem, optimizer_axis, iss
         if isinstance(limit, int) and n > limit:
             issues.add(exp.where(("optimizer",)), f"optimizer '{choice['name']}' on problem "
                        f"'{name}': " + too_many_params_message(choice["name"], n, limit))
+
+
+def normalized_budget(budget: dict) -> dict:
+    """One spelling per budget: `loss` is `train_loss`, counts are ints, the rest floats."""
+    out = {k: (float(v) if k in ("epochs", "time_limit") else v) for k, v in budget.items()}
+    if "target" in out:
+        out["target"] = {metric_name(k): float(v) for k, v in out["target"].items()}
+    return out
 
 
 def metric_name(name: str) -> str:

@@ -93,13 +93,28 @@ def normalized(factory: Callable, params: dict) -> dict:
     """Integers given for float parameters become floats, so `kappa: 10` and `kappa: 10.0`
     resolve (and hash) the same."""
     hints = _type_hints(factory)
-    return {k: float(v) if _wants_float(hints.get(k)) and type(v) is int else v
-            for k, v in params.items()}
+    return {k: _as_hinted(v, hints.get(k)) for k, v in params.items()}
 
 
-def _wants_float(hint: Any) -> bool:
-    options = typing.get_args(hint) if typing.get_origin(hint) is not None else (hint,)
-    return float in options and int not in options
+def _as_hinted(value: Any, hint: Any) -> Any:
+    if type(value) is int and _wants(hint, float):
+        return float(value)
+    if isinstance(value, list):   # list[float]: its items too (eigenvalues: [1, 0.1])
+        item = next((typing.get_args(h)[0] for h in _options(hint)
+                     if typing.get_origin(h) in (list, tuple) and typing.get_args(h)), None)
+        return [_as_hinted(v, item) for v in value] if item is not None else value
+    return value
+
+
+def _options(hint: Any) -> tuple:
+    origin = typing.get_origin(hint)
+    union = origin is typing.Union or origin is getattr(__import__("types"), "UnionType", None)
+    return typing.get_args(hint) if union else (hint,)
+
+
+def _wants(hint: Any, kind: type) -> bool:
+    options = _options(hint)
+    return kind in options and int not in options
 
 
 def _type_hints(factory: Callable) -> dict:

@@ -21,6 +21,10 @@ class Schedule:
     def __post_init__(self):
         if self.warmup < 0:
             raise ValueError(f"warmup must be at least 0 steps, got {self.warmup}")
+        self.check()
+
+    def check(self) -> None:
+        """Range checks of the subclass's parameters (run at validation, before any step)."""
 
     def factor(self, step: int, total: int) -> float:
         ramp = min(1.0, (step + 1) / self.warmup) if self.warmup else 1.0
@@ -50,9 +54,11 @@ class Step(Schedule):
     every: int = 100
     gamma: float = 0.1
 
+    def check(self) -> None:
+        _at_least(every=(self.every, 1))
+        _positive(gamma=self.gamma)
+
     def shape(self, step: int, total: int) -> float:
-        if self.every < 1:
-            raise ValueError("every must be at least 1")
         return self.gamma ** (step // self.every)
 
 
@@ -61,6 +67,9 @@ class Step(Schedule):
 class Exponential(Schedule):
     """gamma^step."""
     gamma: float = 0.99
+
+    def check(self) -> None:
+        _positive(gamma=self.gamma)
 
     def shape(self, step: int, total: int) -> float:
         return self.gamma ** step
@@ -72,6 +81,9 @@ class InverseTime(Schedule):
     """1 / (1 + decay·step): the notes' 1/t decay."""
     decay: float = 0.01
 
+    def check(self) -> None:
+        _at_least(decay=(self.decay, 0))
+
     def shape(self, step: int, total: int) -> float:
         return 1.0 / (1.0 + self.decay * step)
 
@@ -81,6 +93,9 @@ class InverseTime(Schedule):
 class Cosine(Schedule):
     """Half a cosine from 1 down to `min_factor` over the whole budget."""
     min_factor: float = 0.0
+
+    def check(self) -> None:
+        _at_least(min_factor=(self.min_factor, 0))
 
     def shape(self, step: int, total: int) -> float:
         return _cosine(step / total, self.min_factor)
@@ -94,10 +109,18 @@ class SGDR(Schedule):
     mult: float = 1.0
     min_factor: float = 0.0
 
+    def check(self) -> None:
+        _at_least(period=(self.period, 1), mult=(self.mult, 1), min_factor=(self.min_factor, 0))
+
     def shape(self, step: int, total: int) -> float:
-        length, start = float(self.period), 0.0
-        while step >= start + length:
-            start, length = start + length, length * self.mult
+        """Closed form: with mult > 1 the k-th restart is at period·(multᵏ − 1)/(mult − 1)."""
+        if self.mult == 1:
+            start, length = (step // self.period) * self.period, self.period
+        else:
+            begin = lambda k: self.period * (self.mult ** k - 1) / (self.mult - 1)  # noqa: E731
+            k = math.floor(math.log(1 + step * (self.mult - 1) / self.period, self.mult))
+            k += (begin(k + 1) <= step) - (begin(k) > step)   # rounding at a boundary
+            start, length = begin(k), self.period * self.mult ** k
         return _cosine((step - start) / length, self.min_factor)
 
 
@@ -108,6 +131,9 @@ class Cyclic(Schedule):
     period: int = 100
     max_factor: float = 10.0
 
+    def check(self) -> None:
+        _at_least(period=(self.period, 1), max_factor=(self.max_factor, 0))
+
     def shape(self, step: int, total: int) -> float:
         phase = (step % self.period) / self.period
         tri = 1 - abs(2 * phase - 1)
@@ -116,3 +142,15 @@ class Cyclic(Schedule):
 
 def _cosine(progress: float, floor: float) -> float:
     return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def _at_least(**bounds: tuple) -> None:
+    for name, (value, low) in bounds.items():
+        if not (math.isfinite(value) and value >= low):
+            raise ValueError(f"{name} must be at least {low}, got {value}")
+
+
+def _positive(**values: float) -> None:
+    for name, value in values.items():
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(f"{name} must be positive, got {value}")

@@ -5,6 +5,7 @@ the axes' choices are checked against their registries when the spec is planned 
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path as FsPath
@@ -131,13 +132,15 @@ def _experiments(data: dict, prof: dict, marks: dict, file: str, at, issues: Iss
             continue
         if not NAME_RE.match(str(ename)):
             issues.add(at(("experiments", ename)), f"bad experiment name '{ename}'")
-        seeds = [(data.get("seeds"), ("seeds",)), (prof.get("seeds"), prof_path + ("seeds",))]
-        stack = [_seed_layer(v, p) for v, p in seeds if v is not None]
-        stack += [(d, p) for d, p in [(data.get("defaults"), ("defaults",)),
-                                      (prof.get("defaults"), prof_path + ("defaults",)),
-                                      (body, ("experiments", ename)),
-                                      (prof_exps.get(ename), prof_path + ("experiments", ename))]
-                  if isinstance(d, dict)]
+        # seeds are defaults of the seed axis: the spec's, then the profile's, each above the
+        # defaults of its own level and below anything an experiment says
+        layers = [(_seed_layer(data.get("seeds"), ("seeds",))),
+                  (data.get("defaults"), ("defaults",)),
+                  (_seed_layer(prof.get("seeds"), prof_path + ("seeds",))),
+                  (prof.get("defaults"), prof_path + ("defaults",)),
+                  (body, ("experiments", ename)),
+                  (prof_exps.get(ename), prof_path + ("experiments", ename))]
+        stack = [(d, p) for d, p in layers if isinstance(d, dict)]
         origin: dict = {}
         merged = merge(stack, (), origin)
         exp = Experiment(str(ename), merged, origin, marks, file, _data_dir(data, file))
@@ -161,9 +164,9 @@ def _profile_name(data: dict, prof: dict) -> str:
     return ""
 
 
-def _seed_layer(seeds: Any, path: tuple) -> tuple[dict, tuple]:
+def _seed_layer(seeds: Any, path: tuple) -> tuple[dict | None, tuple]:
     # Top-level `seeds` is the default of the experiments' `seed` axis.
-    return {"seed": seeds}, ("#seeds", path)
+    return ({"seed": seeds} if seeds is not None else None), ("#seeds", path)
 
 
 def merge(layers: list[tuple[Any, tuple]], out: tuple, origin: dict) -> Any:
@@ -176,6 +179,8 @@ def merge(layers: list[tuple[Any, tuple]], out: tuple, origin: dict) -> Any:
     for v, s in reversed(layers):
         if not isinstance(v, dict):
             break
+        if dicts and "name" in v and "name" in dicts[0][0] and v["name"] != dicts[0][0]["name"]:
+            break   # another registered choice replaces the mapping; it does not merge into it
         dicts.insert(0, (v, s))
     if out == ("budget",):
         dicts = _budget_overrides(dicts)
@@ -261,7 +266,7 @@ def _check_budget(exp: Experiment, issues: Issues) -> None:
                    "budget takes 'eval_every' (steps) or 'evals_per_epoch', not both")
     target = budget.get("target", {})
     if not isinstance(target, dict) or not all(
-            _number(v, float, None) for v in target.values()):
+            _number(v, float, None) and math.isfinite(v) for v in target.values()):
         issues.add(exp.where(("budget", "target")),
                    "budget 'target' maps metric names to numbers, e.g. {loss: 1.0e-6}")
 

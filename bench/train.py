@@ -4,11 +4,13 @@ Every optimizer steps through an Objective (a torch closure that also gives Hess
 so line-search and second-order methods fit the same loop and every evaluation is counted.
 The schedule writes `base_lr × factor(step)` into the param groups before each step.
 Targets are checked after every step when the problem computes them cheaply (analytic
-problems), else at every evaluation. Evaluation time is not counted in `seconds`.
+problems), else at every evaluation. Evaluation time is not counted in `seconds`; the
+budget's `time_limit` is wall-clock time, evaluation included.
 """
 from __future__ import annotations
 
 import math
+import time
 import traceback
 from collections import Counter
 from dataclasses import dataclass, field
@@ -119,54 +121,80 @@ class _Run:
 
     def train(self) -> Outcome:
         out = self.out
+        self.set_lr(0)                      # the first entry shows the lr the first step uses
         first = self.evaluate(0)
-        limit = EXPLODE_FACTOR * max(1.0, abs(first.get("train_loss", 1.0)))
+        self.limit = EXPLODE_FACTOR * max(1.0, abs(first.get("train_loss", 1.0)))
         self.observe(0)
+        if out.status == "diverged":
+            return self.finish()
         if target_met(first, self.targets):
             out.target_step, out.target_seconds = 0, 0.0
             return self.finish()
+        self.started = time.perf_counter()
         self.clock.start()
         for step in range(1, self.total + 1):
             self.set_lr(step - 1)
             batch = self.problem.sample_batch(self.generator)
             loss = float(self.optimizer.step(self.objective_for(batch)))
             out.steps = step
-            if not math.isfinite(loss) or loss > limit:
-                out.status, out.diverged_at = "diverged", step
+            # step() returns the loss *before* the update, at the iterate of step − 1
+            if self.exploded(loss):
+                self.diverge(step - 1)
                 break
             self.observe(step)
             if self.after_step(step):
                 break
         return self.finish()
 
+    def exploded(self, loss: float) -> bool:
+        return not math.isfinite(loss) or loss > self.limit
+
+    def diverge(self, step: int) -> None:
+        """Record divergence at `step`, dropping any evaluation from that step on (no
+        exploded point is drawn, and nothing is back-filled)."""
+        self.out.status, self.out.diverged_at = "diverged", step
+        self.out.history = [h for h in self.out.history if h["step"] < step]
+
     def after_step(self, step: int) -> bool:
-        """Evaluate, check target and time; True when the run should stop."""
-        metrics = None
+        """Evaluate, check divergence, target and time; True when the run should stop."""
+        metrics, recorded = None, False
         if step % self.eval_every == 0 or step == self.total:
-            metrics = self.evaluate(step)
+            metrics, recorded = self.evaluate(step), True
         elif self.cheap_targets:
             with self.clock.paused():
                 metrics = self.problem.evaluate()
+        if self.out.status == "diverged":
+            return True
         if metrics is not None and target_met(metrics, self.targets):
             self.out.target_step = step
             self.out.target_seconds = self.clock.synced_seconds()
-            if step % self.eval_every and step != self.total:
+            if not recorded:
                 self.evaluate(step)
             return True
-        if self.time_limit and self.clock.seconds() > self.time_limit:
+        if self.time_limit and time.perf_counter() - self.started > self.time_limit:
             self.out.status = "timeout"
-            self.evaluate(step)
+            if not recorded:
+                self.evaluate(step)
             return True
         return False
 
     def observe(self, step: int) -> None:
-        for measure in self.measures.values():
-            measure.observe(self.problem, step)
+        if not self.measures:
+            return
+        with self.clock.paused():   # measuring is not training
+            for measure in self.measures.values():
+                measure.observe(self.problem, step)
 
     def evaluate(self, step: int) -> dict:
         seconds = self.clock.synced_seconds()
         with self.clock.paused(), torch.no_grad():
             metrics = self.problem.evaluate()
+        if "train_loss" in metrics and step > 0 and self.exploded(metrics["train_loss"]):
+            self.diverge(step)   # the evaluated loss shows it first (e.g. on the last step)
+            return metrics
+        if "train_loss" in metrics and step == 0 and not math.isfinite(metrics["train_loss"]):
+            self.diverge(0)
+            return metrics
         entry = {"step": step, "epoch": step / self.problem.steps_per_epoch,
                  "samples": step * getattr(self.problem, "samples_per_step", 1),
                  "seconds": seconds, "lr": self.optimizer.param_groups[0].get("lr"),

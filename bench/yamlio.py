@@ -44,7 +44,8 @@ class SpecError(Exception):
     """One or more problems with a spec, each tied to a file position."""
 
     def __init__(self, issues: list[Issue]):
-        self.issues = sorted(issues, key=lambda i: (i.mark.line, i.mark.col, i.message))
+        unique = dict.fromkeys(issues)   # shared defaults would repeat per experiment
+        self.issues = sorted(unique, key=lambda i: (i.mark.line, i.mark.col, i.message))
         super().__init__("\n".join(str(i) for i in self.issues))
 
 
@@ -85,7 +86,11 @@ def load(text: str, file: str) -> tuple[Any, dict[Path, Mark]]:
     if node is None:
         raise SpecError([Issue(Mark(file, 1, 1), "the file is empty")])
     builder = _Builder(file)
-    data = builder.build(node, ())
+    try:
+        data = builder.build(node, ())
+    except RecursionError:
+        raise SpecError([Issue(Mark(file, 1, 1), "an alias refers to itself (a recursive "
+                                                 "anchor): the document is infinite")]) from None
     if builder.issues:
         raise SpecError(builder.issues)
     return data, builder.marks

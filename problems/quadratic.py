@@ -1,6 +1,7 @@
 """Ill-conditioned quadratics f(x) = ½ xᵀAx: the lecture notes' zig-zag problem."""
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import torch
@@ -59,7 +60,8 @@ def quadratic(ctx: Context, dim: int = 2, kappa: float = 10.0,
         check_positive(dim=dim)
         if not kappa >= 1:
             raise ValueError(f"kappa must be at least 1, got {kappa}")
-        lam = torch.logspace(-torch.log10(torch.tensor(kappa)).item(), 0, dim, dtype=torch.float64)
+        lam = torch.logspace(-math.log10(kappa), 0, dim, dtype=torch.float64)
+        lam[-1] = 1.0   # the largest is 1 (logspace of one point gives its start)
     if noise < 0:
         raise ValueError(f"noise must be at least 0, got {noise}")
     dim = lam.numel()
