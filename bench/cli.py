@@ -32,6 +32,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="results folder (default: results/<name>)")
     run.add_argument("--workers", type=int, help="worker processes (default: number of cores)")
     run.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    run.add_argument("--threads", type=int, default=1,
+                     help="torch threads per worker (default 1: fair timing, no contention)")
     run.add_argument("--rerun", action="store_true", help="rerun cells that already finished")
     run.add_argument("--dry-run", action="store_true", help="list what would run, run nothing")
     run.add_argument("--no-report", action="store_true", help="skip the report at the end")
@@ -105,7 +107,7 @@ def cmd_run(args, spec, cells) -> int:
         return cmd_list(args, spec, cells, store)
     try:
         data_dir = spec.experiments[0].data_dir if spec.experiments else None
-        executor = make_executor(args.workers, args.device, data_dir)
+        executor = make_executor(args.workers, args.device, data_dir, args.threads)
     except ValueError as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return EXIT_USAGE

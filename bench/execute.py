@@ -51,28 +51,31 @@ def work(cell_dict: dict, device: str, data_dir: str | None = None) -> dict:
 
 
 class Inline:
-    def __init__(self, device: str = "cpu", data_dir: str | None = None):
+    def __init__(self, device: str = "cpu", data_dir: str | None = None, threads: int = 1):
         self.device = device
         self.data_dir = data_dir
+        self.threads = threads
 
     def map(self, cells: list[Cell]) -> Iterator[tuple[Cell, dict]]:
-        with process_settings(threads=1):
+        with process_settings(threads=self.threads):
             for cell in cells:
                 yield cell, work(cell.to_dict(), self.device, self.data_dir)
 
 
 class LocalPool:
-    def __init__(self, workers: int, devices: list[str], data_dir: str | None = None):
+    def __init__(self, workers: int, devices: list[str], data_dir: str | None = None,
+                 threads: int = 1):
         self.workers = workers
         self.devices = devices
         self.data_dir = data_dir
+        self.threads = threads
 
     def map(self, cells: list[Cell]) -> Iterator[tuple[Cell, dict]]:
         # spawn, not fork: a forked child of a process that already started torch's thread
         # pools can deadlock; the pool is started once and imports torch once per worker.
         context = multiprocessing.get_context("spawn")
         pool = ProcessPoolExecutor(self.workers, mp_context=context,
-                                   initializer=prepare_process, initargs=(1,))
+                                   initializer=prepare_process, initargs=(self.threads,))
         try:
             futures = {pool.submit(work, c.to_dict(), self.devices[i % len(self.devices)],
                                    self.data_dir): c
@@ -81,6 +84,11 @@ class LocalPool:
                 yield futures[future], future.result()
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
+            # an interrupt (or a crash here) must not leave workers finishing cells nobody
+            # will record: stop them now (Python 3.14 has terminate_workers for this)
+            for process in list(getattr(pool, "_processes", {}).values()):
+                if process.is_alive():
+                    process.terminate()
 
 
 def available_devices(requested: str) -> list[str]:
@@ -106,13 +114,16 @@ def available_devices(requested: str) -> list[str]:
     return [str(device)]
 
 
-def make_executor(workers: int | None, device: str, data_dir: str | None = None) -> Executor:
+def make_executor(workers: int | None, device: str, data_dir: str | None = None,
+                  threads: int = 1) -> Executor:
     if workers is not None and workers < 1:
         raise ValueError(f"--workers {workers}: give at least 1")
+    if threads < 1:
+        raise ValueError(f"--threads {threads}: give at least 1")
     devices = available_devices(device)
     count = workers or os.cpu_count() or 1
     if count == 1:
-        return Inline(devices[0], data_dir)
-    return LocalPool(count, devices, data_dir)
+        return Inline(devices[0], data_dir, threads)
+    return LocalPool(count, devices, data_dir, threads)
 
 

@@ -6,6 +6,7 @@ from typing import Any
 from bench.registry import did_you_mean
 from bench.spec import AXES, Experiment, Issues
 
+
 # ---- zip -------------------------------------------------------------------------------
 def zip_groups(exp: Experiment, axes: dict, issues: Issues) -> list[list[str]]:
     """`zip: [a, b]` or `zip: [[a, b], [c, d]]`, members `axis` or `axis.param`; checked."""
