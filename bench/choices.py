@@ -35,12 +35,11 @@ class RawChoice:
     name: str
     params: dict
     label: str | None
-    path: tuple   # where the choice sits in the merged experiment
 
 
-def parse(value: Any, path: tuple) -> RawChoice:
+def parse(value: Any) -> RawChoice:
     if isinstance(value, str):
-        return RawChoice(value, {}, None, path)
+        return RawChoice(value, {}, None)
     if not isinstance(value, dict):
         raise ChoiceError(f"a choice is a name or a mapping with 'name', got {value!r}")
     if "name" not in value or not isinstance(value["name"], str):
@@ -49,7 +48,7 @@ def parse(value: Any, path: tuple) -> RawChoice:
     if label is not None and not isinstance(label, str):
         raise ChoiceError("label must be a string", "label")
     params = {k: v for k, v in value.items() if k not in ("name", "label")}
-    return RawChoice(value["name"], params, label, path)
+    return RawChoice(value["name"], params, label)
 
 
 def takes_list(entry: Entry, key: str) -> bool:

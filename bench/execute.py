@@ -82,13 +82,16 @@ class LocalPool:
                        for i, c in enumerate(cells)}
             for future in as_completed(futures):
                 yield futures[future], future.result()
-        finally:
-            pool.shutdown(wait=False, cancel_futures=True)
+        except BaseException:
             # an interrupt (or a crash here) must not leave workers finishing cells nobody
             # will record: stop them now (Python 3.14 has terminate_workers for this)
-            for process in list(getattr(pool, "_processes", {}).values()):
+            processes = list((getattr(pool, "_processes", None) or {}).values())
+            pool.shutdown(wait=False, cancel_futures=True)
+            for process in processes:
                 if process.is_alive():
                     process.terminate()
+            raise
+        pool.shutdown(wait=True)
 
 
 def available_devices(requested: str) -> list[str]:

@@ -63,7 +63,9 @@ def zipped(combo: dict, groups: list[list[str]]) -> bool:
 
 
 # ---- exclude -----------------------------------------------------------------------------
-def exclude_patterns(exp: Experiment, issues: Issues) -> list[dict]:
+def exclude_patterns(exp: Experiment, axes: dict, issues: Issues) -> list[dict]:
+    names = {axis: {c["name"] for c, _ in items} for axis, items in axes.items()
+             if items and isinstance(items[0][0], dict)}
     raw = exp.data.get("exclude")
     if raw is None:
         return []
@@ -74,11 +76,23 @@ def exclude_patterns(exp: Experiment, issues: Issues) -> list[dict]:
             issues.add(exp.where(path), "an exclude entry maps axes to values, "
                                         "e.g. {optimizer: sgd, problem: {kappa: 1000}}")
             continue
-        for key in pattern:
+        for key, want in pattern.items():
             if key not in AXES:
                 issues.add(exp.where(path + (key,)),
                            f"exclude names unknown axis '{key}'; {did_you_mean(str(key), list(AXES))}")
+            elif key in names:
+                _check_names(exp, path + (key,), want, names[key], issues)
     return [p for p in patterns if isinstance(p, dict)]
+
+
+def _check_names(exp: Experiment, path: tuple, want, present: set, issues: Issues) -> None:
+    """An exclude pattern naming a choice the experiment does not have excludes nothing:
+    almost always a typo, so it is an error."""
+    wanted = want.get("name") if isinstance(want, dict) else want
+    for name in wanted if isinstance(wanted, list) else [wanted]:
+        if isinstance(name, str) and name not in present:
+            issues.add(exp.where(path), f"exclude names '{name}', which this experiment does "
+                                        f"not have; {did_you_mean(name, sorted(present))}")
 
 
 def matches(cell, pattern: dict) -> bool:

@@ -67,10 +67,12 @@ def cell_id(cell: dict) -> str:
 
 
 def make_cells(spec: Spec) -> list[Cell]:
-    issues = Issues()
+    """Every cell of the spec; raises SpecError with all problems, the spec's own included."""
+    issues = Issues(spec.issues)
     cells: list[Cell] = []
     for exp in spec.experiments:
-        cells += _experiment_cells(exp, issues)
+        if exp.checked:
+            cells += _experiment_cells(exp, issues)
     if issues:
         raise SpecError(issues)
     return cells
@@ -87,7 +89,7 @@ def _experiment_cells(exp: Experiment, issues: Issues) -> list[Cell]:
     measures = _measures(exp, issues)
     _check_problem_fit(exp, axes, measures, issues)
     zips = filters.zip_groups(exp, axes, issues)
-    exclude = filters.exclude_patterns(exp, issues)
+    exclude = filters.exclude_patterns(exp, axes, issues)
     budget = normalized_budget(exp.data.get("budget") or {})
     exp.probes.clear()   # the problems built for checking (datasets included) are not kept
     if issues:
@@ -97,7 +99,7 @@ def _experiment_cells(exp: Experiment, issues: Issues) -> list[Cell]:
         values = dict(zip(AXES, combo))
         if not filters.zipped(values, zips):
             continue
-        cell = Cell(exp.name, **{a: _value(values[a]) for a in AXES},
+        cell = Cell(exp.name, **{a: values[a][0] for a in AXES},
                     budget=budget, measures=tuple(measures))
         if cell.id not in seen and not any(filters.matches(cell, p) for p in exclude):
             seen.add(cell.id)   # the same cell written twice (or under two labels) runs once
@@ -105,11 +107,6 @@ def _experiment_cells(exp: Experiment, issues: Issues) -> list[Cell]:
     if not cells:
         issues.add(exp.where(()), f"experiment '{exp.name}' has no cells left after exclude/zip")
     return cells
-
-
-def _value(item: Any) -> Any:
-    value, _coords = item
-    return value
 
 
 def _listed(exp: Experiment, axis: str) -> list:
@@ -137,7 +134,7 @@ def _axis_choices(exp: Experiment, axis: str, issues: Issues) -> list[tuple[dict
 
 def _resolve(exp: Experiment, axis: str, item: Any, path: tuple, issues: Issues) -> list:
     try:
-        raw = choices.parse(item, path)
+        raw = choices.parse(item)
         entry = entry_for(axis, raw.name)
         seed_text = f"{exp.name}/{'/'.join(map(str, path))}"
         concrete = choices.expand(raw, entry, exp.data.get("samples"), seed_text)

@@ -34,6 +34,7 @@ class Progress:
         width = 24
         filled = int(width * self.done / max(1, self.total))
         eta = elapsed / self.done * (self.total - self.done) if self.done else float("nan")
-        failed = self.counts["error"] + self.counts["diverged"] + self.counts["timeout"]
-        return (f"[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} cells"
-                f"  failed {failed}  elapsed {elapsed:5.1f}s  eta {eta:5.1f}s")
+        outcomes = "  ".join(f"{status} {self.counts[status]}"
+                             for status in ("diverged", "timeout", "error") if self.counts[status])
+        return (f"[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} cells  "
+                f"{outcomes + '  ' if outcomes else ''}elapsed {elapsed:5.1f}s  eta {eta:5.1f}s")

@@ -62,11 +62,6 @@ class Registry:
             raise ChoiceError(f"unknown {self.kind} '{name}'; {did_you_mean(name, self.names())}")
         return self._entries[name]
 
-    def bind(self, name: str, params: dict) -> inspect.BoundArguments:
-        """Check `params` against the factory's signature; raise ChoiceError if they do not fit."""
-        entry = self.get(name)
-        return bind_params(entry.factory, params, f"{self.kind} '{name}'", entry.skip_params)
-
 
 def bind_params(factory: Callable, params: dict, what: str, skip: int = 0) -> inspect.BoundArguments:
     sig = inspect.signature(factory)

@@ -18,7 +18,7 @@ from bench.plan import Cell
 from bench.train import Outcome, maximized
 
 SCHEMA = 1
-FINISHED = ("ok", "diverged", "timeout", "skipped")   # statuses a resumed run does not redo
+FINISHED = ("ok", "diverged", "timeout")   # statuses a resumed run does not redo
 BOOKKEEPING = ("step", "epoch", "samples", "seconds", "lr", "function_evals", "gradient_evals",
                "hvp_evals", "hessian_evals", "grad_equivalents")   # history fields, not metrics
 
@@ -127,9 +127,11 @@ class Store:
         out = []
         for path in sorted(self.cells.glob("*.json")):
             try:
-                out.append(json.loads(path.read_text()))
+                result = json.loads(path.read_text())
             except ValueError:
-                continue   # a foreign or damaged file is not a result
+                continue   # a damaged file is not a result
+            if isinstance(result, dict) and {"cell", "status", "history", "summary"} <= result.keys():
+                out.append(result)   # anything else in cells/ is not ours
         return out
 
     def remove_temporaries(self) -> None:

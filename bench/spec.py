@@ -31,6 +31,7 @@ class Experiment:
     file: str
     data_dir: str | None = None      # the spec's data_dir, resolved against its folder
     probes: dict = field(default_factory=dict, repr=False)   # problems built while checking
+    checked: bool = True             # False when its own keys are wrong: it is not planned
 
     def where(self, path: tuple) -> Mark:
         """The file position a merged path came from (its nearest located ancestor)."""
@@ -50,7 +51,7 @@ class Spec:
     file: str
     profile: str | None
     experiments: list[Experiment]
-    raw: dict = field(repr=False, default_factory=dict)
+    issues: list = field(default_factory=list)   # found while loading; planning raises them
 
 
 class Issues(list):
@@ -79,9 +80,8 @@ def load_spec(path: str, profile: str | None = None) -> Spec:
                    "(results go to results/<name>/)")
     prof = _select_profile(data, profile, at, issues)
     experiments = _experiments(data, prof, marks, file, at, issues)
-    if issues:
-        raise SpecError(issues)
-    return Spec(name, str(data.get("about", "")), file, profile, experiments, data)
+    # not raised yet: planning adds its own findings, so that all are reported together
+    return Spec(str(name), str(data.get("about", "")), file, profile, experiments, list(issues))
 
 
 def _check_keys(obj: dict, path: tuple, allowed: tuple, what: str, at, issues: Issues) -> None:
@@ -144,7 +144,9 @@ def _experiments(data: dict, prof: dict, marks: dict, file: str, at, issues: Iss
         origin: dict = {}
         merged = merge(stack, (), origin)
         exp = Experiment(str(ename), merged, origin, marks, file, _data_dir(data, file))
+        before = len(issues)
         _check_experiment(exp, issues)
+        exp.checked = len(issues) == before   # only a sound experiment is planned
         out.append(exp)
     return out
 

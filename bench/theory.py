@@ -78,3 +78,8 @@ def measured_rate(history: list[dict], metric: str = "dist_to_opt",
     if s1 <= s0 or d0 <= 0:
         return None
     return (d1 / d0) ** (1.0 / (s1 - s0))
+
+
+def gd_steps_to_distance(kappa: float, eps: float) -> int:
+    """Steps of GD at lr = 2/(L+μ) to shrink ‖x − x*‖ by ε: ⌈log ε / log((κ−1)/(κ+1))⌉."""
+    return math.ceil(math.log(eps) / math.log((kappa - 1) / (kappa + 1)))

@@ -70,7 +70,7 @@ class EpochBatches:
 
     def __init__(self, size: int, batch_size: int | None):
         self.size = size
-        self.batch_size = batch_size or size
+        self.batch_size = min(batch_size or size, size)   # larger than the data: full batch
         self.steps_per_epoch = -(-size // self.batch_size)
         self._order: torch.Tensor | None = None
         self._cursor = 0

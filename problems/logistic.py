@@ -92,8 +92,6 @@ def logistic(ctx: Context, samples: int = 1000, features: int = 20, label_noise:
         raise ValueError("logistic needs samples >= 2 and features >= 1")
     if not 0 < label_noise < 0.5:
         raise ValueError(f"label_noise must be in (0, 0.5), got {label_noise}")
-    if ctx.batch_size is not None and ctx.batch_size > samples:
-        raise ValueError(f"batch_size {ctx.batch_size} exceeds the {samples} samples")
     g = ctx.generator
     X = torch.randn(samples, features, generator=g, dtype=torch.float64)
     X = torch.cat([X, torch.ones(samples, 1, dtype=torch.float64)], dim=1)

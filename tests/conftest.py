@@ -1,6 +1,7 @@
 """Shared helpers: throwaway specs in tmp_path, run through the real CLI in-process."""
 from __future__ import annotations
 
+import os
 import textwrap
 from pathlib import Path
 
@@ -9,6 +10,15 @@ import pytest
 from bench.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def offline_data():
+    """Tests read the real datasets from ../shared/data unless BENCH_DATA says otherwise."""
+    if "BENCH_DATA" not in os.environ and SHARED_DATA.is_dir():
+        os.environ["BENCH_DATA"] = str(SHARED_DATA)
+    yield
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 from bench.results import Store
 
@@ -70,9 +71,14 @@ def test_failing_cell_is_recorded_and_run_exits_1(write_spec, cli, tmp_path):
 def test_time_limit_gives_timeout(write_spec, cli, tmp_path):
     spec = write_spec(SPEC.replace("{steps: 40, eval_every: 10}",
                                    "{steps: 100000000, eval_every: 1000, time_limit: 0.2}"))
-    assert cli("run", spec, "--workers", "1", "--only", "optimizer=sgd") == 0
+    started = time.perf_counter()
+    assert cli("run", spec, "--workers", "1", "--only", "optimizer=sgd", "--no-report") == 0
+    wall = time.perf_counter() - started
     sgd = results(tmp_path)["sgd"]
-    assert sgd["status"] == "timeout" and 0.2 <= sgd["summary"]["seconds"] < 5
+    # the limit is wall-clock: training time (evaluation excluded) is a little under it
+    assert sgd["status"] == "timeout" and 0.1 < sgd["summary"]["seconds"] <= 0.2 < wall < 5
+    steps = [h["step"] for h in sgd["history"]]
+    assert steps == sorted(set(steps))              # the timeout step is recorded once
 
 
 def test_report_rebuilds_without_running_any_cell(write_spec, cli, tmp_path, monkeypatch):

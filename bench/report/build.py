@@ -5,7 +5,6 @@ analytic function, which is cheap arithmetic, not training).
 """
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from bench.plan import metric_name
 from bench.report import plots, tables, theory_view
 from bench.report.frame import name_of, varying_params
 from bench.results import Store, write_atomic
+from bench.theory import gd_steps_to_distance
 from problems import PROBLEMS
 from problems.base import Context
 
@@ -27,7 +27,8 @@ def build_report(root: Path) -> Path:
         by_exp[r["cell"]["experiment"]].append(r)
     for owned in ("figures", "tables"):   # the report owns these: no stale files survive
         for stale in (root / owned).glob("*"):
-            stale.unlink()
+            if stale.is_file():
+                stale.unlink()
     about = _experiment_abouts(root)
     lines = [f"# Report: {root.name}", "", tables.header(results), ""]
     for name, runs in by_exp.items():
@@ -161,8 +162,7 @@ def _kappa_series(runs: list[dict]):
     (metric, eps), = target.items() if len(target) == 1 else ((None, None),)
     if metric and metric_name(metric) == "dist_to_opt":
         kappas = sorted({k for per in series.values() for k in per})
-        theory = [(k, math.ceil(math.log(eps) / math.log((k - 1) / (k + 1)))) for k in kappas
-                  if k > 1]
+        theory = [(k, gd_steps_to_distance(k, eps)) for k in kappas if k > 1]
     return points, theory, ", ".join(f"{k} ≤ {v:g}" for k, v in target.items())
 
 

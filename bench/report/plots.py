@@ -36,7 +36,7 @@ CURVE_METRICS = ("suboptimality", "dist_to_saddle", "train_loss")   # first one 
 
 
 def curve_metric(results: list[dict]) -> str:
-    first = results[0]["history"][0] if results and results[0]["history"] else {}
+    first = next((r["history"][0] for r in results if r["history"]), {})
     return next((m for m in CURVE_METRICS if m in first), "train_loss")
 
 

@@ -67,7 +67,8 @@ def _outcomes(runs: list[dict]) -> dict:
                if r["summary"].get("steps_to_target") is not None]
     if any("target" in r["cell"]["budget"] for r in runs):
         row["target hit"] = f"{len(reached)}/{len(runs)}"
-        row["steps to target (median)"] = median(reached)
+        # a median over all runs, so it exists only when most runs reached the target
+        row["steps to target (median)"] = median(reached) if 2 * len(reached) > len(runs) else None
     for m in SUMMARY_METRICS:
         vals = [r["summary"].get(m) for r in runs if r["status"] == "ok"]
         if any(v is not None for v in vals):
