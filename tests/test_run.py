@@ -76,7 +76,8 @@ def test_time_limit_gives_timeout(write_spec, cli, tmp_path):
     wall = time.perf_counter() - started
     sgd = results(tmp_path)["sgd"]
     # the limit is wall-clock: training time (evaluation excluded) is a little under it
-    assert sgd["status"] == "timeout" and 0.1 < sgd["summary"]["seconds"] < 0.25 and 0.2 < wall < 60   # not 10⁸ steps
+    assert sgd["status"] == "timeout" and 0.1 < sgd["summary"]["seconds"] < 0.25
+    assert 0.2 < wall < 60                           # far from the 10⁸ steps asked for
     steps = [h["step"] for h in sgd["history"]]
     assert steps == sorted(set(steps))              # the timeout step is recorded once
 
