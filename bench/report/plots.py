@@ -84,10 +84,11 @@ def _clip_rounding(curves: list[np.ndarray]) -> list[np.ndarray]:
 
 
 def x_axes_for(results: list[dict]) -> tuple:
-    """Steps always; epochs when batch sizes differ; evaluations and seconds when the
-    methods' steps cost different amounts."""
-    axes = ["step"]
-    if len({r["cell"]["batch_size"] for r in results}) > 1:
+    """Epochs when the budget is in epochs, else steps (and epochs too when batch sizes
+    differ); evaluations and seconds when the methods' steps cost different amounts."""
+    by_epoch = all("epochs" in r["cell"]["budget"] for r in results)   # the budget's own unit
+    axes = ["epoch"] if by_epoch else ["step"]
+    if not by_epoch and len({r["cell"]["batch_size"] for r in results}) > 1:
         axes.append("epoch")
     if costs_differ(results):
         axes += ["grad_equivalents", "seconds"]
