@@ -33,12 +33,27 @@ def build_report(root: Path) -> Path:
     lines = [f"# Report: {root.name}", "", tables.header(results), ""]
     for name, runs in by_exp.items():
         lines += _experiment_section(root, name, runs, about.get(name, ""))
+    lines += _errors_section(results)
     (root / "tables").mkdir(exist_ok=True)
     write_atomic(root / "tables" / "cells.csv", tables.cells_csv(results))
     lines += ["", "All cells, one row each: [tables/cells.csv](tables/cells.csv)", ""]
     path = root / "report.md"
     write_atomic(path, "\n".join(lines))
     return path
+
+
+def _errors_section(results: list[dict]) -> list[str]:
+    """Cells that raised, with the last line of their traceback (the full one is in the file)."""
+    failed = [r for r in results if r["status"] == "error"]
+    if not failed:
+        return []
+    rows = [{"cell": f"cells/{r['id']}.json", "experiment": r["cell"]["experiment"],
+             "problem": name_of(r, "problem"), "optimizer": name_of(r, "optimizer"),
+             "error": (r.get("error") or "").strip().splitlines()[-1:] or [""]}
+            for r in failed]
+    for row in rows:
+        row["error"] = row["error"][0][:160]
+    return ["## Cells that failed", "", tables.markdown(rows), ""]
 
 
 def _planned(root: Path, results: list[dict]) -> list[dict]:
