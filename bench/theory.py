@@ -67,17 +67,21 @@ def predicted_steps_bound(optimizer: dict, problem: dict) -> int | None:
 
 
 def measured_rate(history: list[dict], metric: str = "dist_to_opt",
-                  floor: float = 1e-11) -> float | None:
-    """Per-step contraction of `metric` over the second half of the run above `floor` (below
-    it, float rounding takes over): (d_end / d_mid)^(1 / steps)."""
-    points = [(h["step"], h[metric]) for h in history
+                  floor: float = 1e-11, min_points: int = 4) -> float | None:
+    """Per-step contraction of `metric`: exp of the least-squares slope of its log against
+    the step over the second half of the run above `floor` (below it, float rounding takes
+    over). None with fewer than `min_points` there: momentum methods spiral, so a rate read
+    off two or three points can be far from the truth."""
+    points = [(h["step"], math.log(h[metric])) for h in history
               if isinstance(h.get(metric), (int, float)) and h[metric] > floor]
-    if len(points) < 3:
+    half = points[len(points) // 2:]
+    if len(half) < min_points:
         return None
-    (s0, d0), (s1, d1) = points[len(points) // 2], points[-1]
-    if s1 <= s0 or d0 <= 0:
+    steps, logs = np.array(half).T
+    if np.ptp(steps) == 0:
         return None
-    return (d1 / d0) ** (1.0 / (s1 - s0))
+    slope = np.polyfit(steps, logs, 1)[0]
+    return float(math.exp(slope))
 
 
 def gd_steps_to_distance(kappa: float, eps: float) -> int:
