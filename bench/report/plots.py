@@ -10,6 +10,7 @@ from bench.report.frame import config_key, group_by_config, varying_params
 
 AXES_IN_LEGEND = (2, 3, 4, 5, 6)   # optimizer, schedule, init, regularizer, batch size
 TRAJECTORY_STEPS = 100             # the zig-zag shows in the first steps; later ones pile up
+VIEW_RADIUS = 1.5                  # the frame: this many times the farthest start from x*
 
 
 def style(i: int) -> dict:
@@ -205,7 +206,7 @@ def trajectories(panels: list[tuple[str, object, list[dict]]]) -> Figure:
         paths = [np.array(r["summary"]["measures"]["trajectory"][:TRAJECTORY_STEPS + 1],
                           dtype=float) for r in runs]
         star = [] if problem.x_star is None else [problem.x_star.detach().cpu().numpy()[None]]
-        _contour(ax, problem, np.concatenate(paths + star))
+        _contour(ax, problem, _view(paths, star))
         show = varying_params(runs)
         keys = [config_key(r, show) for r in runs]
         for key, path in zip(keys, paths):
@@ -217,6 +218,20 @@ def trajectories(panels: list[tuple[str, object, list[dict]]]) -> Figure:
     handles, labels = ax.get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=min(4, len(labels)), fontsize=7)
     return fig
+
+
+def _view(paths: list[np.ndarray], star: list[np.ndarray]) -> np.ndarray:
+    """Points that set the drawn area: the starts, the optimum, and every iterate within
+    VIEW_RADIUS × the farthest start from the centre. A method that overshoots far (a large
+    step's first swings) leaves the frame instead of shrinking everyone else's paths."""
+    points = np.concatenate(paths + star)
+    if not star:   # no minimum (a saddle): the whole way out is the point of the picture
+        return points[np.isfinite(points).all(1)]
+    starts = np.array([p[0] for p in paths])
+    centre = star[0][0]
+    reach = VIEW_RADIUS * max(np.abs(starts - centre).max(), 1e-9)
+    inside = np.isfinite(points).all(1) & (np.abs(points - centre).max(1) <= reach)
+    return points[inside]
 
 
 def _contour(ax, problem, points: np.ndarray) -> None:
@@ -232,10 +247,12 @@ def _contour(ax, problem, points: np.ndarray) -> None:
         z = problem.value(grid.to(problem.x.dtype)).double().numpy()
     if problem.f_star is None:
         ax.contour(xs, ys, z, levels=24, cmap="viridis", linewidths=0.6)
+        ax.set(xlim=(xs[0], xs[-1]), ylim=(ys[0], ys[-1]))
         return
     gap = np.maximum(z - problem.f_star, 1e-300)
     levels = np.geomspace(max(np.quantile(gap, 0.001), gap.max() * 1e-8), gap.max(), 20)
     ax.contour(xs, ys, gap, levels=levels, cmap="viridis", linewidths=0.6)
+    ax.set(xlim=(xs[0], xs[-1]), ylim=(ys[0], ys[-1]))
 
 
 def steps_vs_kappa(series: dict[str, list[tuple[float, float]]],
