@@ -123,3 +123,25 @@ def test_bench_data_path_and_list(cli, capsys):
     assert "cifar10" in capsys.readouterr().out
     assert cli("data", "path", "mnist") == 0
     assert "mnist" in capsys.readouterr().out
+
+
+def test_corrupted_dataset_in_a_spec_fails_validation_and_trains_nothing(write_spec, cli,
+                                                                         tmp_path, cache, capsys):
+    folder = _copy_mnist(tmp_path)
+    labels = folder / "train-labels-idx1-ubyte.gz"
+    labels.write_bytes(labels.read_bytes()[:-100])          # truncated
+    spec = write_spec(f"""
+        name: t
+        seeds: [0]
+        data_dir: {tmp_path / "mine"}
+        experiments:
+          e:
+            problem: {{name: logreg, data: mnist, subset: 100}}
+            optimizer: adam
+            budget: {{epochs: 1}}
+        """)
+    assert cli("run", spec) == 2
+    err = capsys.readouterr().err
+    assert "spec.yaml:6:" in err and "train-labels-idx1-ubyte.gz" in err
+    assert "truncated" in err and "Traceback" not in err
+    assert not (tmp_path / "results").exists()
