@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import yaml
@@ -124,6 +125,11 @@ def cmd_run(args, spec, cells) -> int:
         print(f"\nbench: interrupted; {progress.done} finished cells are saved; "
               "run the same command again to resume", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenProcessPool:
+        print(f"\nbench: a worker process died (killed, or out of memory) while running "
+              f"cells; {progress.done} finished cells are saved; run the same command again "
+              "to resume (with fewer --workers if memory is short)", file=sys.stderr)
+        return EXIT_CELL_ERRORS
     return _finish(args, store, cells)
 
 

@@ -78,3 +78,24 @@ def test_ctrl_c_keeps_finished_cells_and_exits_130(write_spec, tmp_path):
     assert "interrupted" in proc.stderr.read().decode()
     kept = list((out / "cells").glob("*.json"))
     assert len(kept) >= 2 and all(json.loads(p.read_text())["status"] == "ok" for p in kept)
+
+
+def test_a_killed_worker_stops_the_run_cleanly_and_a_rerun_finishes(write_spec, tmp_path):
+    """SIGKILL one worker (as the out-of-memory killer would): the run says so and exits 1,
+    nothing finished is lost, and the same command then completes every cell."""
+    spec = write_spec(SPEC)
+    out = tmp_path / "out"
+    proc = _bench(spec, out)
+    deadline = time.monotonic() + 120
+    while _done(out / "cells") < 2 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    workers = subprocess.run(["pgrep", "-P", str(proc.pid), "-f", "spawn_main"],
+                             capture_output=True, text=True).stdout.split()
+    assert workers, "no worker processes found"
+    os.kill(int(workers[0]), signal.SIGKILL)
+    assert proc.wait(timeout=120) == 1
+    err = proc.stderr.read().decode()
+    assert "worker process died" in err and "Traceback" not in err
+    rerun = _bench(spec, out)
+    assert rerun.wait(timeout=300) == 0
+    assert len(list((out / "cells").glob("*.json"))) == 16
