@@ -109,3 +109,15 @@ def test_bench_list_prints_cells_and_count(write_spec, cli, capsys):
     assert cli("list", write_spec(BASE)) == 0
     out = capsys.readouterr().out
     assert "12 cells" in out and "sgd(lr=0.2)" in out and "quadratic(kappa=100" in out
+
+
+def test_readme_example_spec_is_valid(tmp_path):
+    """The README's YAML example is a real spec (14 cells per seed: 3 zipped GD, 2×4 Adam
+    draws after the exclude, 3 NAdam)."""
+    import re
+    from pathlib import Path
+    readme = Path(__file__).resolve().parent.parent / "README.md"
+    text = re.search(r"```yaml\n(.*?)```", readme.read_text(), re.S).group(1)
+    path = tmp_path / "readme.yaml"
+    path.write_text(text)
+    assert len(make_cells(load_spec(path))) == 3 * 14
