@@ -31,6 +31,15 @@ def _bench(spec, out, **kw):
                             start_new_session=True, **kw)
 
 
+def _bench_until(spec, out, cells: int):
+    """Start a real run and return once `cells` results exist (or it ended, or 2 minutes)."""
+    proc = _bench(spec, out)
+    deadline = time.monotonic() + 120
+    while _done(out / "cells") < cells and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    return proc
+
+
 def _done(cells_dir):
     return len(list(cells_dir.glob("*.json"))) if cells_dir.exists() else 0
 
@@ -39,10 +48,7 @@ def test_sigkill_then_rerun_loses_nothing_and_repeats_nothing(write_spec, tmp_pa
     spec = write_spec(SPEC)
     out = tmp_path / "out"
     ids = {c.id for c in make_cells(load_spec(spec))}
-    proc = _bench(spec, out)
-    deadline = time.monotonic() + 120
-    while _done(out / "cells") < 3 and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.05)
+    proc = _bench_until(spec, out, cells=3)
     assert proc.poll() is None, "the run finished before it could be killed: make cells longer"
     os.killpg(proc.pid, signal.SIGKILL)            # the runner and its workers, no warning
     proc.wait()
@@ -69,10 +75,7 @@ def test_sigkill_then_rerun_loses_nothing_and_repeats_nothing(write_spec, tmp_pa
 def test_ctrl_c_keeps_finished_cells_and_exits_130(write_spec, tmp_path):
     spec = write_spec(SPEC)
     out = tmp_path / "out"
-    proc = _bench(spec, out)
-    deadline = time.monotonic() + 120
-    while _done(out / "cells") < 2 and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.05)
+    proc = _bench_until(spec, out, cells=2)
     os.killpg(proc.pid, signal.SIGINT)             # what Ctrl-C in a terminal sends
     assert proc.wait(timeout=60) == 130
     assert "interrupted" in proc.stderr.read().decode()
@@ -85,10 +88,7 @@ def test_a_killed_worker_stops_the_run_cleanly_and_a_rerun_finishes(write_spec, 
     nothing finished is lost, and the same command then completes every cell."""
     spec = write_spec(SPEC)
     out = tmp_path / "out"
-    proc = _bench(spec, out)
-    deadline = time.monotonic() + 120
-    while _done(out / "cells") < 2 and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.05)
+    proc = _bench_until(spec, out, cells=2)
     workers = subprocess.run(["pgrep", "-P", str(proc.pid), "-f", "spawn_main"],
                              capture_output=True, text=True).stdout.split()
     assert workers, "no worker processes found"
