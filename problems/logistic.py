@@ -72,7 +72,7 @@ def _loss(X, y, w):
 
 
 def _newton_minimiser(X: torch.Tensor, y: torch.Tensor, iterations: int = 100) -> torch.Tensor:
-    w = torch.zeros(X.shape[1], dtype=X.dtype)
+    w = torch.zeros(X.shape[1], dtype=X.dtype, device=X.device)
     for _ in range(iterations):
         p = torch.sigmoid(X @ w)
         grad = X.T @ (p - y) / len(y)
