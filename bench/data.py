@@ -249,7 +249,7 @@ def load(name: str, data_dir: str | None = None, env: dict | None = None) -> Arr
         try:
             parts = [np.load(cache / f"{k}.npy") for k in ("train_x", "train_y", "test_x", "test_y")]
             return Arrays(*parts, source=str(folder))
-        except (OSError, ValueError):
+        except (OSError, ValueError, EOFError):
             pass   # a damaged cache is rebuilt below
     arrays = _decode(ds, folder, extra)
     _write_cache(cache, arrays, stamp)

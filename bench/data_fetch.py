@@ -53,7 +53,8 @@ def _fetch_archive(ds, target: Path, timeout: float) -> Path:
         raise DataError(f"{ds.archive['url']}: md5 {md5} is not the published "
                         f"{ds.archive['md5']}; the download was deleted")
     with tarfile.open(archive) as tar:
-        tar.extractall(target.parent.parent, filter="data")   # no links or paths outside
+        # the archive holds cifar-10-batches-py/…: extract beside it, into target's parent
+        tar.extractall(target.parent, filter="data")   # filter: no links or paths outside
     digests = {f.name: hashlib.sha256((target / f.name).read_bytes()).hexdigest() for f in ds.files}
     (target / ".bench-verified.json").write_text(json.dumps(digests, indent=1))
     return target

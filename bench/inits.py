@@ -32,7 +32,11 @@ class _Init:
     def __call__(self, problem, generator: torch.Generator) -> None:
         with torch.no_grad():
             for layer in weight_layers(problem):
-                self.weight(layer.weight, nonlinearity(problem), generator)
+                # drawn on the CPU from the cell's (CPU) generator, then copied to the device:
+                # the same weights on every device, and CUDA refuses a CPU generator
+                weight = torch.empty(layer.weight.shape, dtype=layer.weight.dtype)
+                self.weight(weight, nonlinearity(problem), generator)
+                layer.weight.copy_(weight)
                 if layer.bias is not None:
                     layer.bias.zero_()
 

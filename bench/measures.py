@@ -19,6 +19,7 @@ MEASURES = Registry("measure")
 @dataclass
 class Trajectory:
     """The iterate after every step (2-D analytic problems), for the contour plots."""
+    every_step = True
     max_points: int = 500
     points: list = field(default_factory=list)
 
@@ -41,6 +42,7 @@ class Trajectory:
 class ActivationStats:
     """Per-layer activation mean, std and histogram on a fixed batch of training inputs, at
     initialisation and at the end of training (the notes' histogram grid)."""
+    every_step = False   # observes step 0 only (the end comes through finish)
     bins: int = 30
     start: list | None = None
     end: list | None = None

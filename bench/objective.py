@@ -23,10 +23,14 @@ COST_HVP = 2.0
 
 class Objective:
     def __init__(self, loss_fn: Callable[[], torch.Tensor], params: list[torch.Tensor],
-                 counts: Counter, hessian_fn: Callable[[], torch.Tensor | None] | None = None):
+                 counts: Counter, hessian_fn: Callable[[], torch.Tensor | None] | None = None,
+                 fixed_batch: bool = False):
         self.loss_fn = loss_fn
         self.params = params
         self.counts = counts
+        # True when every step sees the same data (full batch, no noise): a value computed at
+        # the end of one step may then be reused at the start of the next
+        self.fixed_batch = fixed_batch
         self.hessian_fn = hessian_fn   # a closed form at the current parameters, if known
 
     # -- torch.optim closure protocol -------------------------------------------------------

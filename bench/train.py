@@ -60,12 +60,17 @@ def run_cell(cell: Cell, device: str = "cpu", data_dir: str | None = None) -> Ou
 
     torch's global random state is forked and seeded from the cell, so anything that draws
     from it (layer initialisation, dropout) is reproducible and nothing leaks out."""
+    run = None
     try:
         with torch.random.fork_rng(devices=_cuda_devices(device)):
             torch.manual_seed(cell.seed)
-            return _Run(cell, torch.device(device), data_dir).train()
+            run = _Run(cell, torch.device(device), data_dir)
+            return run.train()
     except Exception:   # any failure of the cell is its outcome, recorded with the traceback
         return Outcome(status="error", error=traceback.format_exc())
+    finally:
+        if run is not None:
+            run.close()
 
 
 def _cuda_devices(device: str) -> list:
@@ -112,7 +117,7 @@ class _Run:
             return loss if penalty is None else loss + penalty
         # the problem's closed-form Hessian holds only for its own loss, without a penalty
         closed = None if self.penalised else (lambda: self.problem.hessian(batch))
-        return Objective(loss_fn, self.params, self.counts, closed)
+        return Objective(loss_fn, self.params, self.counts, closed, fixed_batch=batch is None)
 
     def set_lr(self, step: int) -> None:
         factor = self.schedule.factor(step, self.total)
@@ -179,10 +184,11 @@ class _Run:
         return False
 
     def observe(self, step: int) -> None:
-        if not self.measures:
-            return
+        active = [m for m in self.measures.values() if step == 0 or m.every_step]
+        if not active:
+            return   # no clock pause (and no device sync) on steps nobody observes
         with self.clock.paused():   # measuring is not training
-            for measure in self.measures.values():
+            for measure in active:
                 measure.observe(self.problem, step)
 
     def evaluate(self, step: int) -> dict:
@@ -202,13 +208,16 @@ class _Run:
         self.out.history.append(entry)
         return metrics
 
+    def close(self) -> None:
+        """Release what outlives a step (the scipy driver's thread), whatever happened."""
+        close = getattr(self.optimizer, "close", None)
+        if close is not None:
+            close()
+
     def finish(self) -> Outcome:
         self.out.seconds = self.clock.synced_seconds()
         for measure in self.measures.values():
             if hasattr(measure, "finish"):
                 measure.finish(self.problem)
-        close = getattr(self.optimizer, "close", None)   # drivers that hold a thread
-        if close is not None:
-            close()
         self.out.measures = {name: m.result() for name, m in self.measures.items()}
         return self.out

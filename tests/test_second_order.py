@@ -273,3 +273,55 @@ def test_regularized_newton_uses_the_penalized_hessian():
                         {"steps": 2, "eval_every": 1}))
     # the minimiser of ½xᵀAx + 0.5‖x‖² is still 0; one exact Newton step reaches it
     assert out.history[1]["dist_to_opt"] < 1e-12
+
+
+def test_newton_on_a_singular_hessian_falls_back_to_the_gradient():
+    """Zero weights make the Hessian of a tanh network singular: the step must not crash."""
+    problem = {"name": "toy_mlp", "params": {"activation": "tanh"}}
+    out = run_cell(Cell("t", problem, {"name": "newton", "params": {"line_search": "backtracking"}},
+                        {"name": "constant", "params": {}}, {"name": "zeros", "params": {}},
+                        {"name": "none", "params": {}}, None, 0, {"steps": 3, "eval_every": 1}))
+    assert out.status == "ok", out.error
+
+
+def test_scipy_thread_is_released_when_a_cell_fails(monkeypatch):
+    import threading
+    before = threading.active_count()
+    real = PROBLEMS.get("quadratic").factory
+
+    def failing(ctx, **kw):
+        problem = real(ctx, **kw)
+        calls = {"n": 0}
+        loss = problem.loss
+
+        def flaky(batch):
+            calls["n"] += 1
+            if calls["n"] > 5:
+                raise RuntimeError("the model broke")
+            return loss(batch)
+        problem.loss = flaky
+        return problem
+    monkeypatch.setattr(PROBLEMS.get("quadratic"), "factory", failing)
+    for _ in range(3):
+        out = run_cell(cell(QUAD10, {"name": "scipy_bfgs", "params": {}}, steps=20))
+        assert out.status == "error" and "the model broke" in out.error
+    assert threading.active_count() == before
+
+
+def test_bfgs_reuses_the_line_search_gradient_on_a_fixed_batch():
+    out = run_cell(cell(QUAD10, {"name": "bfgs", "params": {}}, steps=5))
+    scipy = run_cell(cell(QUAD10, {"name": "scipy_bfgs", "params": {}}, steps=5))
+    assert out.history[-1]["gradient_evals"] <= scipy.history[-1]["gradient_evals"]
+
+
+def test_scipy_hessian_products_at_one_point_share_one_gradient():
+    x = torch.tensor([1.0, -2.0], dtype=torch.float64, requires_grad=True)
+    opt = optimizers.build("scipy_newton_cg", [x], {})
+    counts = Counter()
+    obj = Objective(lambda: (x ** 4).sum(), [x], counts)
+    with torch.enable_grad():
+        first = opt._gradient_graph(obj, x.detach())
+        again = opt._gradient_graph(obj, x.detach())
+        assert again is first and counts["gradient"] == 1
+        obj.set_flat(torch.tensor([0.5, 0.5], dtype=torch.float64))   # parameters moved
+        assert opt._gradient_graph(obj, x.detach()) is not first and counts["gradient"] == 2

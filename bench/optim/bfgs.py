@@ -29,19 +29,29 @@ class BFGS(FlatOptimizer):
         obj = self.objective(closure)
         state = self.flat_state
         x = obj.flat()
-        loss, g = obj.value_and_gradient()
+        exact = self.param_groups[0]["line_search"] == "exact"
+        g_graph = None
+        if obj.fixed_batch and not exact and "x" in state and torch.equal(state["x"], x):
+            loss, g = state["f"], state["g"]   # the last line search ended here: no re-evaluation
+        else:
+            with torch.enable_grad():
+                loss, g_graph = obj.value_and_gradient(create_graph=exact)
+            g = g_graph.detach()
         if "H" not in state:
             state["H"] = torch.eye(len(g), dtype=g.dtype, device=g.device)
         d = -state["H"] @ g
         if float(g @ d) >= 0:   # lost positive definiteness numerically: restart from I
             state["H"] = torch.eye(len(g), dtype=g.dtype, device=g.device)
             d = -g
-        t, g_new = search(self.param_groups[0]["line_search"], obj, x, d, loss, g)
+        with torch.enable_grad():
+            t, g_new, f_new = search(self.param_groups[0]["line_search"], obj, x, d, loss, g,
+                                     g_graph if exact else None)
         x_new = x + t * d
         obj.set_flat(x_new)
-        if g_new is None:
-            _, g_new = obj.value_and_gradient()
+        if g_new is None or f_new is None:
+            f_new, g_new = obj.value_and_gradient()
         self._update(state, x_new - x, g_new - g)
+        state["x"], state["f"], state["g"] = x_new, torch.as_tensor(f_new).detach(), g_new
         return loss
 
     @staticmethod

@@ -17,14 +17,15 @@ LINE_SEARCHES = ("none", "backtracking", "exact", "strong_wolfe")
 
 
 def search(kind: str, obj: Objective, x: torch.Tensor, d: torch.Tensor, loss: torch.Tensor,
-           grad: torch.Tensor) -> tuple[float, torch.Tensor | None]:
-    """The step length t; also ∇f(x + t d) when the search computed it (else None)."""
+           grad: torch.Tensor, grad_graph: torch.Tensor | None = None) -> tuple:
+    """(t, ∇f(x + t d), f(x + t d)); the last two are None where the search did not compute
+    them. `grad_graph` (∇f at x with its graph) spares the exact search one evaluation."""
     if kind == "none":
-        return 1.0, None
+        return 1.0, None, None
     if kind == "backtracking":
-        return backtracking(obj, x, d, loss, grad), None
+        return backtracking(obj, x, d, loss, grad)
     if kind == "exact":
-        return exact(obj, x, d, grad)
+        return exact(obj, x, d, grad, grad_graph)
     if kind == "strong_wolfe":
         return strong_wolfe(obj, x, d, loss, grad)
     raise ValueError(f"unknown line search '{kind}'; allowed: {', '.join(LINE_SEARCHES)}")
@@ -32,32 +33,39 @@ def search(kind: str, obj: Objective, x: torch.Tensor, d: torch.Tensor, loss: to
 
 def backtracking(obj: Objective, x, d, loss, grad, c1: float = 1e-4, max_halvings: int = 40):
     slope = float(grad @ d)
-    t = 1.0
+    t, value = 1.0, None
     for _ in range(max_halvings):
         obj.set_flat(x + t * d)
-        if float(obj.loss()) <= float(loss) + c1 * t * slope:
+        value = obj.loss()
+        if float(value) <= float(loss) + c1 * t * slope:
             break
         t *= 0.5
-    return t
+    return t, None, value
 
 
-def exact(obj: Objective, x, d, grad, iterations: int = 8, rtol: float = 1e-12):
+def exact(obj: Objective, x, d, grad, grad_graph=None, iterations: int = 8, rtol: float = 1e-12):
     slope0 = abs(float(grad @ d)) or 1.0
     t = 0.0
-    for _ in range(iterations):
-        obj.set_flat(x + t * d)
+    for i in range(iterations):
         with torch.enable_grad():
-            _loss, g_graph = obj.value_and_gradient(create_graph=True)
+            if i == 0 and grad_graph is not None:   # t = 0 is x, already evaluated
+                value, g_graph = None, grad_graph
+            else:
+                obj.set_flat(x + t * d)
+                value, g_graph = obj.value_and_gradient(create_graph=True)
             g = g_graph.detach()
             slope = float(g @ d)
             if abs(slope) <= rtol * slope0:
-                return t, g
+                return t, g, value
             curvature = float(d @ obj.hvp(g_graph, d))
         if curvature <= 0:   # not convex along d: Newton on φ is meaningless here
-            return (t, g) if t > 0 else (backtracking(obj, x, d, obj.loss(), grad), None)
+            if t > 0:
+                return t, g, value
+            return backtracking(obj, x, d, obj.loss() if value is None else value, grad)
         t -= slope / curvature
     obj.set_flat(x + t * d)
-    return t, obj.value_and_gradient()[1]
+    value, g = obj.value_and_gradient()
+    return t, g, value
 
 
 def strong_wolfe(obj: Objective, x, d, loss, grad):
@@ -65,6 +73,7 @@ def strong_wolfe(obj: Objective, x, d, loss, grad):
         obj.set_flat(x0 + t * direction)
         value, g = obj.value_and_gradient()
         return float(value), g
-    _f, g_new, t, _evals = _strong_wolfe(evaluate, x, 1.0, d, float(loss), grad, float(grad @ d))
+    f_new, g_new, t, _evals = _strong_wolfe(evaluate, x, 1.0, d, float(loss), grad,
+                                            float(grad @ d))
     obj.set_flat(x + t * d)
-    return float(t), g_new
+    return float(t), g_new, torch.as_tensor(f_new)

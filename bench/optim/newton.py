@@ -25,7 +25,8 @@ class _NewtonStep(FlatOptimizer):
         with torch.enable_grad():
             loss, g_graph = obj.value_and_gradient(create_graph=True)
             d = self.direction(obj, g_graph, group)
-        t, _ = search(group["line_search"], obj, x, d, loss, g_graph.detach())
+        with torch.enable_grad():
+            t, _g, _f = search(group["line_search"], obj, x, d, loss, g_graph.detach(), g_graph)
         obj.set_flat(x + t * d)
         return loss
 
@@ -57,8 +58,9 @@ class Newton(_NewtonStep):
         factor, info = torch.linalg.cholesky_ex(hessian)
         if int(info) == 0:
             return torch.cholesky_solve(-g.unsqueeze(1), factor).squeeze(1)
-        d = torch.linalg.solve(hessian, -g)
-        return d if bool(torch.isfinite(d).all()) and float(g @ d) < 0 else -g
+        d, info = torch.linalg.solve_ex(hessian, -g)   # no exception on a singular matrix
+        usable = int(info) == 0 and bool(torch.isfinite(d).all()) and float(g @ d) < 0
+        return d if usable else -g
 
 
 class NewtonCG(_NewtonStep):

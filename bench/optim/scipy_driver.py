@@ -6,8 +6,9 @@ callback. Each `step()` answers those requests in the calling thread through the
 (so evaluations are torch's, on the step's batch, and counted) until scipy reports its next
 iteration. The thread only does numpy work.
 
-`state_dict` stores the answers given so far; loading replays them into a fresh scipy run,
-which (being deterministic) reaches exactly the same internal state without evaluating anything.
+`state_dict` stores the function and gradient answers given so far; loading replays them into
+a fresh scipy run, which (being deterministic) reaches exactly the same internal state. Hessian
+answers are not stored (n² numbers each): the replay recomputes them at the same points.
 """
 from __future__ import annotations
 
@@ -23,6 +24,9 @@ from bench.optim.flat import FlatOptimizer
 
 METHODS = ("BFGS", "L-BFGS-B", "Newton-CG", "trust-exact", "CG", "trust-ncg", "trust-krylov")
 _STOP = object()
+# the log entry of a Hessian answer (redone on replay); an int, since state_dict loading
+# rebuilds strings and tuples item by item but leaves plain numbers alone
+_RECOMPUTE = -1
 
 
 class _Stopped(Exception):
@@ -43,6 +47,7 @@ class ScipyMinimize(FlatOptimizer):
         self._answers: queue.Queue = queue.Queue()
         self._paused = False          # the scipy thread waits in its callback for a resume
         self._replay: deque = deque()
+        self._graph = None            # (objective, parameter versions, ∇f with graph)
 
     # -- the scipy side (helper thread) ---------------------------------------------------
     def _ask(self, *request):
@@ -103,7 +108,10 @@ class ScipyMinimize(FlatOptimizer):
                 obj.set_flat(self._to_param(args[0]))
                 return loss if loss is not None else obj.loss()
             if self._replay:                     # reloaded: answer from the record
-                self._answers.put(_for_scipy(self._replay.popleft()))
+                record = self._replay.popleft()
+                if isinstance(record, int):      # Hessian answers are not kept: recompute
+                    record, _ = self._evaluate(obj, kind, args, loss)
+                self._answers.put(_for_scipy(record))
                 continue
             if kind == "iter":
                 obj.set_flat(self._to_param(args[0]))
@@ -111,21 +119,34 @@ class ScipyMinimize(FlatOptimizer):
                 self._paused = True
                 return loss if loss is not None else obj.loss()
             record, loss = self._evaluate(obj, kind, args, loss)
-            state["log"].append(record)
+            # gradients are kept for replay; Hessian answers (n² numbers) are recomputed then
+            state["log"].append(record if kind == "fun" else _RECOMPUTE)
             self._answers.put(_for_scipy(record))
 
     def _evaluate(self, obj, kind: str, args: list, loss):
         """The answer to one request, kept as torch tensors in the parameters' dtype (so the
         record survives state_dict casting exactly)."""
-        obj.set_flat(self._to_param(args[0]))
+        x = self._to_param(args[0])
+        if not torch.equal(obj.flat(), x):   # setting equal values would still bump versions
+            obj.set_flat(x)
         with torch.enable_grad():
             if kind == "fun":
                 value, g = obj.value_and_gradient()
                 return (float(value), g), value
-            value, g_graph = obj.value_and_gradient(create_graph=True)
+            g_graph = self._gradient_graph(obj, x)
             if kind == "hessp":
                 return obj.hvp(g_graph, self._to_param(args[1])).detach(), loss
             return obj.hessian(g_graph).detach(), loss
+
+    def _gradient_graph(self, obj, x: torch.Tensor) -> torch.Tensor:
+        """∇f with its graph at x, kept for the Hessian products that scipy's Newton-CG asks
+        for one after another at the same point (one gradient, not one per product)."""
+        versions = tuple(p._version for p in self._params)   # parameters untouched since?
+        cached = self._graph
+        if cached is None or cached[0] is not obj or cached[1] != versions:
+            _value, g_graph = obj.value_and_gradient(create_graph=True)
+            self._graph = cached = (obj, versions, g_graph)
+        return cached[2]
 
     def _to_param(self, array: np.ndarray) -> torch.Tensor:
         p = self._params[0]
@@ -140,7 +161,7 @@ class ScipyMinimize(FlatOptimizer):
         if self._thread is not None and self._thread.is_alive():
             self._answers.put(_STOP)
             self._thread.join(timeout=5)
-        self._thread, self._paused = None, False
+        self._thread, self._paused, self._graph = None, False, None
         self._requests, self._answers = queue.Queue(), queue.Queue()
 
 
