@@ -6,13 +6,12 @@ import sys
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
-import yaml
 from tabulate import tabulate
 
 from bench import describe, plan
 from bench.execute import make_executor
 from bench.progress import Progress
-from bench.results import FINISHED, Store, write_atomic
+from bench.results import FINISHED, Store
 from bench.spec import load_spec
 from bench.yamlio import SpecError
 
@@ -95,8 +94,9 @@ def cmd_validate(args, spec, cells) -> int:
 def cmd_list(args, spec, cells, store: Store | None = None) -> int:
     rows = [{"id": c.id, **describe.cell_row(c)} for c in cells]
     if store is not None:
+        statuses = store.statuses()
         for row in rows:
-            row["status"] = store.status(row["id"]) or "pending"
+            row["status"] = statuses.get(row["id"], "pending")
     print(tabulate(rows, headers="keys", tablefmt="simple") if rows else "(no cells)")
     print(f"{len(cells)} cells")
     return EXIT_OK
@@ -113,7 +113,8 @@ def cmd_run(args, spec, cells) -> int:
         print(f"bench: {exc}", file=sys.stderr)
         return EXIT_USAGE
     _write_plan(store, spec, cells, merge=bool(args.only))
-    todo = [c for c in cells if args.rerun or store.status(c.id) not in FINISHED]
+    done = store.statuses()
+    todo = [c for c in cells if args.rerun or done.get(c.id) not in FINISHED]
     print(f"bench: {len(cells)} cells, {len(cells) - len(todo)} already done, "
           f"running {len(todo)} -> {store.root}", file=sys.stderr)
     progress = Progress(len(todo))
@@ -138,17 +139,14 @@ def _write_plan(store: Store, spec, cells, merge: bool) -> None:
     cells to the plan instead of replacing it, so the report keeps the rest."""
     if store.cells.exists():
         store.remove_temporaries()
-    resolved = {"name": spec.name, "profile": spec.profile, "source": spec.file,
-                "experiments": {e.name: e.data for e in spec.experiments}}
-    write_atomic(store.root / "spec.yaml", yaml.safe_dump(resolved, sort_keys=False))
-    plan_file = store.root / "plan.txt"
-    ids = plan_file.read_text().split() if merge and plan_file.exists() else []
-    ids += [c.id for c in cells if c.id not in set(ids)]
-    write_atomic(plan_file, "".join(f"{cid}\n" for cid in ids))
+    store.write_spec({"name": spec.name, "profile": spec.profile, "source": spec.file,
+                      "experiments": {e.name: e.data for e in spec.experiments}})
+    store.write_plan([c.id for c in cells], merge)
 
 
 def _finish(args, store: Store, cells) -> int:
-    statuses = [store.status(c.id) or "missing" for c in cells]
+    stored = store.statuses()
+    statuses = [stored.get(c.id, "missing") for c in cells]
     counts = {s: statuses.count(s) for s in dict.fromkeys(statuses)}
     print("bench: " + ", ".join(f"{n} {s}" for s, n in counts.items()), file=sys.stderr)
     if not args.no_report:

@@ -17,7 +17,8 @@ from typing import Protocol
 
 import torch
 
-from bench.plan import Cell
+from bench import describe
+from bench.cell import Cell
 from bench.results import environment, make_result
 from bench.train import run_cell
 
@@ -47,7 +48,8 @@ def process_settings(threads: int = 1):
 def work(cell_dict: dict, device: str, data_dir: str | None = None) -> dict:
     """Run one cell in a worker; returns its Result as plain data."""
     cell = Cell.from_dict(cell_dict)
-    return make_result(cell, run_cell(cell, device, data_dir), environment(device))
+    return make_result(cell, run_cell(cell, device, data_dir), environment(device),
+                       describe.cell_defaults(cell))
 
 
 class Inline:

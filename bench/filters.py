@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench.cell import AXIS_NAMES
 from bench.registry import did_you_mean
-from bench.spec import AXES, Experiment, Issues
+from bench.spec import Experiment, Issues
 
 
 # ---- zip -------------------------------------------------------------------------------
@@ -77,9 +78,9 @@ def exclude_patterns(exp: Experiment, axes: dict, issues: Issues) -> list[dict]:
                                         "e.g. {optimizer: sgd, problem: {kappa: 1000}}")
             continue
         for key, want in pattern.items():
-            if key not in AXES:
+            if key not in AXIS_NAMES:
                 issues.add(exp.where(path + (key,)),
-                           f"exclude names unknown axis '{key}'; {did_you_mean(str(key), list(AXES))}")
+                           f"exclude names unknown axis '{key}'; {did_you_mean(str(key), list(AXIS_NAMES))}")
             elif key in names:
                 _check_names(exp, path + (key,), want, names[key], issues)
     return [p for p in patterns if isinstance(p, dict)]
@@ -115,7 +116,7 @@ def _one_of(have: Any, want: Any) -> bool:
 
 
 # ---- --only -------------------------------------------------------------------------------
-ONLY_KEYS = ("experiment", "id") + AXES
+ONLY_KEYS = ("experiment", "id") + AXIS_NAMES
 
 
 def parse_only(text: str) -> dict[str, str]:

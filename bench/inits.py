@@ -13,22 +13,28 @@ import torch
 from torch import nn
 
 from bench.registry import Registry
+from problems.base import Network
 
 INITS = Registry("init")
 GAIN_NAMES = {"relu": "relu", "leaky_relu": "leaky_relu", "tanh": "tanh", "sigmoid": "sigmoid",
               "elu": "relu", "maxout": "relu"}   # ELU and maxout: ReLU's gain, as is usual
 
 
-def weight_layers(problem) -> list[nn.Module]:
+def weight_layers(problem: Network) -> list[nn.Module]:
     return [m for m in problem.model.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
 
 
-def nonlinearity(problem) -> str:
-    return GAIN_NAMES.get(getattr(problem, "activation", "relu"), "relu")
+def nonlinearity(problem: Network) -> str:
+    return GAIN_NAMES.get(problem.activation, "relu")
 
 
 @dataclass(frozen=True)
 class _Init:
+    def unsuitable(self, problem) -> str | None:
+        if not isinstance(problem, Network):
+            return "it has no layers to initialise (leave 'init' out: it is 'default')"
+        return None
+
     def __call__(self, problem, generator: torch.Generator) -> None:
         with torch.no_grad():
             for layer in weight_layers(problem):
@@ -65,7 +71,11 @@ class Zeros(_Init):
 @INITS.register("normal", sample={"std": 0.01})
 @dataclass(frozen=True)
 class Normal(_Init):
-    """N(0, std²): 0.01 is the notes' "small random" (vanishes), 1.0 their "large" (saturates)."""
+    """N(0, std²): 0.01 is the notes' "small random" (vanishes), 1.0 their "large" (saturates).
+
+    Args:
+        std: the standard deviation of every weight (> 0).
+    """
     std: float = 0.01
 
     def weight(self, w, activation, generator):
@@ -75,7 +85,11 @@ class Normal(_Init):
 @INITS.register("uniform", sample={"a": 0.05})
 @dataclass(frozen=True)
 class Uniform(_Init):
-    """U(−a, a)."""
+    """U(−a, a).
+
+    Args:
+        a: the half-width of the interval (> 0).
+    """
     a: float = 0.05
 
     def weight(self, w, activation, generator):

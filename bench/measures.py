@@ -1,30 +1,87 @@
-"""The MEASURES registry: extra observations a cell records beside its metrics.
+"""The MEASURES registry: observations a cell records beside its metrics.
 
-A measure is built per cell, sees the problem after every step, and returns plain data
-that goes into the Result's summary under `measures.<name>`.
+A measure is a choice like any other (`trajectory`, or `{name: trajectory, max_points: 200}`):
+its dataclass fields are its parameters. It is built per cell and may
+- `observe(problem, step)` after every step (`every_step`) and at step 0,
+- return values at every evaluation (`at_evaluation`), merged into that history entry,
+- `finish` at the end; `result()` goes into the Result's summary under `measures.<name>`.
+At evaluations and at the end it gets a `Probe`: the problem, the step, the step's batch and
+an Objective with its own evaluation counts, so a measure's Hessian products are never
+counted as training work. How a measure is drawn is a figure in `bench/report/figures.py`.
 """
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
+import numpy as np
 import torch
 
+from bench.objective import Objective
 from bench.registry import Registry
-from problems.base import AnalyticProblem
+from problems.base import AnalyticProblem, Network
 
 MEASURES = Registry("measure")
 
 
+@dataclass
+class Probe:
+    """What a measure may look at: the problem at `step`, the batch of the latest step, and
+    `objective(batch)`, an Objective counting into `counts` (the measure's, not training's)."""
+    problem: Any
+    step: int
+    batch: Any
+    loss_fn: Callable[[Any], torch.Tensor]
+    counts: Counter = field(default_factory=Counter)
+
+    def objective(self, batch: Any = None) -> Objective:
+        return Objective(lambda: self.loss_fn(batch), self.problem.parameters(), self.counts)
+
+
+class Measure:
+    """The hooks, each doing nothing unless a measure overrides it."""
+    every_step = False   # observe after every step (else at step 0 only)
+
+    def unsuitable(self, problem) -> str | None:
+        return None
+
+    def observe(self, problem, step: int) -> None:
+        return None
+
+    def at_evaluation(self, probe: Probe) -> dict:
+        return {}
+
+    def finish(self, probe: Probe) -> None:
+        return None
+
+    def result(self) -> Any:
+        return None
+
+
 @MEASURES.register("trajectory")
 @dataclass
-class Trajectory:
-    """The iterate after every step (2-D analytic problems), for the contour plots."""
+class Trajectory(Measure):
+    """The iterate after every step (2-D analytic problems), drawn over the contours of f.
+
+    Args:
+        max_points: iterates kept (the start included); later ones are dropped.
+        grid: contour grid points per side, evaluated once at the end so that the report
+            draws the contours without rebuilding the problem.
+    """
     every_step = True
     max_points: int = 500
-    points: list = field(default_factory=list)
+    grid: int = 100
+    points: list = field(default_factory=list, init=False, repr=False)
+    contour: dict | None = field(default=None, init=False, repr=False)
 
-    @staticmethod
-    def unsuitable(problem) -> str | None:
+    def __post_init__(self):
+        if self.max_points < 2 or self.grid < 10:
+            raise ValueError(f"max_points must be at least 2 and grid at least 10, got "
+                             f"{self.max_points} and {self.grid}")
+
+    def unsuitable(self, problem) -> str | None:
         if not isinstance(problem, AnalyticProblem) or problem.dim != 2:
             return "trajectory needs a 2-dimensional analytic problem (it is drawn on contours)"
         return None
@@ -33,23 +90,63 @@ class Trajectory:
         if len(self.points) < self.max_points:
             self.points.append(problem.x.detach().cpu().tolist())
 
-    def result(self) -> list:
-        return self.points
+    def finish(self, probe: Probe) -> None:
+        self.contour = contour_grid(probe.problem, np.array(self.points, dtype=float), self.grid)
+
+    def result(self) -> dict:
+        return {"points": self.points, "contour": self.contour}
+
+
+VIEW_RADIUS = 1.5        # the drawn area: this many times the start's distance from x*
+TRAJECTORY_STEPS = 100   # the zig-zag shows in the first steps; later ones pile up
+
+
+def contour_grid(problem: AnalyticProblem, points: np.ndarray, size: int) -> dict:
+    """f on a size × size grid over the area a trajectory figure shows: around x* out to
+    VIEW_RADIUS × the start's distance (a far overshoot leaves the frame instead of shrinking
+    the picture), or around the drawn path when there is no minimum (a saddle)."""
+    star = None if problem.x_star is None else problem.x_star.detach().cpu().double().numpy()
+    drawn = points[:TRAJECTORY_STEPS + 1]
+    drawn = drawn[np.isfinite(drawn).all(1)]
+    if star is not None:
+        reach = VIEW_RADIUS * max(float(np.abs(drawn[0] - star).max()), 1e-9)
+        lo, hi = star - reach, star + reach
+    else:
+        lo, hi = drawn.min(0), drawn.max(0)
+    pad = 0.15 * np.maximum(hi - lo, 1e-3)
+    xs = np.linspace(lo[0] - pad[0], hi[0] + pad[0], size)
+    ys = np.linspace(lo[1] - pad[1], hi[1] + pad[1], size)
+    grid = torch.tensor(np.stack(np.meshgrid(xs, ys), -1), dtype=torch.float64)
+    with torch.no_grad():
+        z = problem.value(grid.to(problem.x.dtype).to(problem.x.device)).double().cpu().numpy()
+    if problem.f_star is not None:
+        z = z - problem.f_star   # the gap f − f*, drawn at log-spaced levels
+    # 4 significant digits are plenty for contour levels and keep the file small
+    rounded = [[float(f"{v:.4g}") if np.isfinite(v) else None for v in row] for row in z]
+    return {"x": xs.tolist(), "y": ys.tolist(), "z": rounded, "gap": problem.f_star is not None,
+            "x_star": None if star is None else star.tolist(),
+            "reach": None if star is None else reach, "drawn": TRAJECTORY_STEPS}
 
 
 @MEASURES.register("activation_stats")
 @dataclass
-class ActivationStats:
+class ActivationStats(Measure):
     """Per-layer activation mean, std and histogram on a fixed batch of training inputs, at
-    initialisation and at the end of training (the notes' histogram grid)."""
-    every_step = False   # observes step 0 only (the end comes through finish)
-    bins: int = 30
-    start: list | None = None
-    end: list | None = None
+    initialisation and at the end of training (the notes' histogram grid).
 
-    @staticmethod
-    def unsuitable(problem) -> str | None:
-        if not hasattr(problem, "activation_layers") or not problem.activation_layers():
+    Args:
+        bins: histogram bins per layer.
+    """
+    bins: int = 30
+    start: list | None = field(default=None, init=False, repr=False)
+    end: list | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self):
+        if self.bins < 1:
+            raise ValueError(f"bins must be at least 1, got {self.bins}")
+
+    def unsuitable(self, problem) -> str | None:
+        if not isinstance(problem, Network) or not problem.activation_layers():
             return "activation_stats needs a network with hidden activation layers"
         return None
 
@@ -57,11 +154,11 @@ class ActivationStats:
         if step == 0:
             self.start = self.snapshot(problem)
 
+    def finish(self, probe: Probe) -> None:
+        self.end = self.snapshot(probe.problem)
+
     def result(self) -> dict:
         return {"init": self.start, "end": self.end}
-
-    def finish(self, problem) -> None:
-        self.end = self.snapshot(problem)
 
     def snapshot(self, problem) -> list[dict]:
         outputs: list = []

@@ -15,12 +15,32 @@ import torch
 
 from bench.optim import textbook
 from bench.optim.bfgs import BFGS
+from bench.optim.flat import too_many_params_message
 from bench.optim.newton import Newton, NewtonCG
 from bench.optim.scipy_driver import ScipyMinimize
 from bench.registry import ChoiceError, Entry, Registry
 
-OPTIMIZERS = Registry("optimizer")
+
+class OptimizerRegistry(Registry):
+    """The registered optimizers, and any torch.optim.Optimizer subclass by import path."""
+
+    def get(self, name: str) -> Entry:
+        return super().get(name) if not is_import_path(name) else _by_import_path(name)
+
+
+OPTIMIZERS = OptimizerRegistry("optimizer")
 _reg = OPTIMIZERS.register
+
+
+def dense_limit(name: str):
+    """The suitability rule of a method that forms an n×n matrix: big problems are refused
+    at validation, not after hours of queueing."""
+    def unsuitable(problem, max_params: int | None = 5000, **_params) -> str | None:
+        n = sum(p.numel() for p in problem.parameters())
+        if max_params is not None and n > max_params:
+            return too_many_params_message(name, n, max_params)
+        return None
+    return unsuitable
 
 
 @_reg("sgd", skip_params=1, sample={"lr": 0.1})
@@ -94,7 +114,7 @@ def nesterov_lookahead(params, lr: float = 0.01, momentum: float = 0.9):
 LineSearch = Literal["none", "backtracking", "exact", "strong_wolfe"]
 
 
-@_reg("newton", skip_params=1, sample={})
+@_reg("newton", skip_params=1, sample={}, unsuitable=dense_limit("newton"))
 def newton(params, damping: float = 0.0, line_search: LineSearch = "none",
            max_params: int = 5000):
     """Exact Newton: (H + λI)d = −∇f with the dense Hessian; no learning rate."""
@@ -109,7 +129,7 @@ def newton_cg(params, damping: float = 0.0, cg_iters: int = 50, cg_tol: float = 
                     line_search=line_search)
 
 
-@_reg("bfgs", skip_params=1, sample={})
+@_reg("bfgs", skip_params=1, sample={}, unsuitable=dense_limit("bfgs"))
 def bfgs(params, line_search: LineSearch = "strong_wolfe", max_params: int = 5000):
     """BFGS with a dense inverse-Hessian approximation and a line search."""
     return BFGS(params, line_search=line_search, max_params=max_params)
@@ -155,7 +175,8 @@ def scipy_newton_cg(params, xtol: float = 1e-8):
     return ScipyMinimize(params, method="Newton-CG", options={"xtol": xtol, **_UNLIMITED})
 
 
-@_reg("scipy_trust_exact", skip_params=1, sample={})
+@_reg("scipy_trust_exact", skip_params=1, sample={},
+      unsuitable=dense_limit("scipy_trust_exact"))
 def scipy_trust_exact(params, gtol: float = 1e-8, max_params: int = 5000):
     """scipy.optimize.minimize(method='trust-exact') on the torch dense Hessian."""
     return ScipyMinimize(params, method="trust-exact", options={"gtol": gtol, **_UNLIMITED},
@@ -166,10 +187,8 @@ def is_import_path(name: str) -> bool:
     return "." in name
 
 
-def lookup(name: str) -> Entry:
-    """A registered optimizer, or a torch.optim.Optimizer subclass named by import path."""
-    if not is_import_path(name):
-        return OPTIMIZERS.get(name)
+def _by_import_path(name: str) -> Entry:
+    """A torch.optim.Optimizer subclass named by import path (`torch.optim.NAdam`)."""
     module_name, _, attr = name.rpartition(".")
     try:
         obj = getattr(importlib.import_module(module_name), attr)
@@ -181,5 +200,5 @@ def lookup(name: str) -> Entry:
 
 
 def build(name: str, params: list[torch.Tensor], options: dict) -> torch.optim.Optimizer:
-    factory: Callable = lookup(name).factory
+    factory: Callable = OPTIMIZERS.get(name).factory
     return factory(params, **options)

@@ -5,65 +5,21 @@ resolution, so the same cell has the same id whatever the order or spelling of t
 """
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
 
-from bench import choices, filters, optimizers
+from bench import choices, filters
+from bench.cell import AXES, AXIS, AXIS_NAMES, CHOICE_AXES, REQUIRED, Cell, metric_name
 from bench.data import DataError
-from bench.inits import INITS
 from bench.measures import MEASURES
-from bench.optim.flat import too_many_params_message
 from bench.registry import ChoiceError, bind_params, did_you_mean, normalized
-from bench.regularizers import REGULARIZERS
-from bench.schedules import SCHEDULES
-from bench.spec import AXES, Experiment, Issues, Spec
+from bench.spec import Experiment, Issues, Spec
 from bench.yamlio import SpecError
 from problems import PROBLEMS
 from problems.base import Context
-
-CHOICE_AXES = ("problem", "optimizer", "schedule", "init", "regularizer")
-DEFAULT_CHOICE = {"schedule": "constant", "init": "default", "regularizer": "none"}
-REGISTRIES = {"problem": PROBLEMS, "schedule": SCHEDULES, "init": INITS,
-              "regularizer": REGULARIZERS}
-
-
-@dataclass(frozen=True)
-class Cell:
-    experiment: str
-    problem: dict
-    optimizer: dict
-    schedule: dict
-    init: dict
-    regularizer: dict
-    batch_size: int | None
-    seed: int
-    budget: dict
-    measures: tuple = field(default=())
-
-    @property
-    def id(self) -> str:
-        return cell_id(asdict(self))
-
-    def to_dict(self) -> dict:
-        return dict(asdict(self), measures=list(self.measures))
-
-    @classmethod
-    def from_dict(cls, d: dict) -> Cell:
-        return cls(**dict(d, measures=tuple(d.get("measures", ()))))
-
-
-def cell_id(cell: dict) -> str:
-    """sha256 of the resolved cell without presentation-only labels."""
-    bare = {k: ({kk: vv for kk, vv in v.items() if kk != "label"} if isinstance(v, dict) else v)
-            for k, v in cell.items()}
-    bare["measures"] = list(bare.get("measures", ()))
-    text = json.dumps(bare, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def make_cells(spec: Spec) -> list[Cell]:
@@ -79,13 +35,13 @@ def make_cells(spec: Spec) -> list[Cell]:
 
 
 def entry_for(axis: str, name: str):
-    return optimizers.lookup(name) if axis == "optimizer" else REGISTRIES[axis].get(name)
+    return AXIS[axis].entries().get(name)
 
 
 def _experiment_cells(exp: Experiment, issues: Issues) -> list[Cell]:
-    axes = {axis: _axis_choices(exp, axis, issues) for axis in CHOICE_AXES}
-    axes["batch_size"] = [(v, {"batch_size": i}) for i, v in enumerate(_listed(exp, "batch_size"))]
-    axes["seed"] = [(v, {"seed": i}) for i, v in enumerate(_listed(exp, "seed"))]
+    axes = {a.name: (_axis_choices(exp, a.name, issues) if a.is_choice else
+                     [(v, {a.name: i}) for i, v in enumerate(_listed(exp, a.name))])
+            for a in AXES}
     measures = _measures(exp, issues)
     _check_problem_fit(exp, axes, measures, issues)
     zips = filters.zip_groups(exp, axes, issues)
@@ -95,12 +51,11 @@ def _experiment_cells(exp: Experiment, issues: Issues) -> list[Cell]:
     if issues:
         return []
     cells, seen = [], set()
-    for combo in itertools.product(*(axes[a] for a in AXES)):
-        values = dict(zip(AXES, combo))
+    for combo in itertools.product(*(axes[a] for a in AXIS_NAMES)):
+        values = dict(zip(AXIS_NAMES, combo))
         if not filters.zipped(values, zips):
             continue
-        cell = Cell(exp.name, **{a: values[a][0] for a in AXES},
-                    budget=budget, measures=tuple(measures))
+        cell = Cell(exp.name, {a: values[a][0] for a in AXIS_NAMES}, budget, tuple(measures))
         if cell.id not in seen and not any(filters.matches(cell, p) for p in exclude):
             seen.add(cell.id)   # the same cell written twice (or under two labels) runs once
             cells.append(cell)
@@ -115,11 +70,12 @@ def _listed(exp: Experiment, axis: str) -> list:
 
 
 def _axis_choices(exp: Experiment, axis: str, issues: Issues) -> list[tuple[dict, dict]]:
-    value = exp.data.get(axis, DEFAULT_CHOICE.get(axis))
+    default = AXIS[axis].default
+    value = exp.data.get(axis, None if default is REQUIRED else default)
     if value is None:
-        if axis in DEFAULT_CHOICE:
+        if default is not REQUIRED:
             issues.add(exp.where((axis,)), f"'{axis}' is null; leave it out for "
-                                           f"'{DEFAULT_CHOICE[axis]}', or name a choice")
+                                           f"'{default}', or name a choice")
         return []
     items = value if isinstance(value, list) else [value]
     if not items:
@@ -204,43 +160,60 @@ def probe_problem(exp: Experiment, choice: dict):
     return exp.probes[key]
 
 
-def _measures(exp: Experiment, issues: Issues) -> list[str]:
+def _measures(exp: Experiment, issues: Issues) -> list[dict]:
+    """Measures are choices like any other (`trajectory` or `{name: trajectory, max_points:
+    200}`). A cell keeps only the parameters set off their defaults, so the ids of cells
+    written before measures took parameters stay valid."""
     raw = exp.data.get("measures") or []
-    if not isinstance(raw, list) or not all(isinstance(m, str) for m in raw):
-        issues.add(exp.where(("measures",)), f"'measures' is a list of names; "
-                                             f"allowed: {', '.join(MEASURES.names())}")
+    if not isinstance(raw, list):
+        issues.add(exp.where(("measures",)), "'measures' is a list of measure names or "
+                   f"{{name: …, params}} mappings; allowed: {', '.join(MEASURES.names())}")
         return []
-    for i, name in enumerate(raw):
-        if name not in MEASURES:
-            issues.add(exp.where(("measures", i)), f"unknown measure '{name}'; "
-                                                   f"{did_you_mean(name, MEASURES.names())}")
-    return [m for m in raw if m in MEASURES]
-
-
-def _check_problem_fit(exp: Experiment, axes: dict, measures: list[str], issues: Issues) -> None:
-    """Axes a problem cannot use are errors, not silently ignored."""
-    target = (exp.data.get("budget") or {}).get("target") or {}
-    seen, known, reasons = set(), set(), {}
-    for choice, _coords in axes["problem"]:
-        key = json.dumps(choice, sort_keys=True)
-        if key in seen:
+    out = []
+    for i, item in enumerate(raw):
+        try:
+            choice = choices.parse(item)
+            entry = MEASURES.get(choice.name)
+            what = f"measure '{choice.name}'"
+            bound = bind_params(entry.factory, choice.params, what)
+            entry.factory(**choice.params)   # the measure's own range checks
+        except ChoiceError as exc:
+            issues.add(exp.where(("measures", i) + ((exc.key,) if exc.key else ())), str(exc))
             continue
-        seen.add(key)
-        problem = probe_problem(exp, {"name": choice["name"], "params": choice["params"]})
+        except (ValueError, TypeError) as exc:
+            issues.add(exp.where(("measures", i)), f"measure '{choice.name}': {exc}")
+            continue
+        defaults = bound.signature.parameters
+        params = {k: v for k, v in choice.params.items() if v != defaults[k].default}
+        out.append({"name": choice.name, "params": normalized(entry.factory, params)})
+    return out
+
+
+def _check_problem_fit(exp: Experiment, axes: dict, measures: list[dict], issues: Issues) -> None:
+    """Every choice answers whether it suits each problem (`unsuitable(problem) -> reason`):
+    an axis choice that does not suit a problem it meets is an error; a measure applies to
+    the problems that suit it and is an error only when it suits none of them."""
+    target = (exp.data.get("budget") or {}).get("target") or {}
+    known, unsuited = set(), {i: [] for i in range(len(measures))}
+    for choice in _unique(c for c, _ in axes["problem"]):
+        problem = probe_problem(exp, choice)
         name = choice["name"]
-        if not problem.accepts_init and any(c["name"] != "default" for c, _ in axes["init"]):
-            issues.add(exp.where(("init",)), f"problem '{name}' has no layers to initialise: "
-                                             "leave 'init' out (it is 'default')")
+        for axis in CHOICE_AXES[1:]:
+            for value, coords in _unique_with(axes[axis]):
+                reason = entry_for(axis, value["name"]).unsuitable(problem, value["params"])
+                if reason:
+                    issues.add(exp.where(_choice_path(exp, axis, coords)),
+                               f"{axis} '{value['name']}' on problem '{name}': {reason}")
         if not problem.accepts_batch_size and any(v is not None for v, _ in axes["batch_size"]):
             issues.add(exp.where(("batch_size",)), f"problem '{name}' has no data to batch; "
                        "use its 'noise' parameter for stochastic gradients")
-        reasons.update({m: MEASURES.get(m).factory.unsuitable(problem) for m in measures
-                        if reasons.get(m, "") is not None})
+        for i, m in enumerate(measures):
+            unsuited[i].append(MEASURES.get(m["name"]).unsuitable(problem, m["params"]))
         known.update(problem.metric_names())
-        _check_dense_limits(exp, name, problem, axes["optimizer"], issues)
-    for m, reason in reasons.items():   # a measure applies to the problems that suit it
-        if reason:
-            issues.add(exp.where(("measures",)), f"measure '{m}' suits no problem here: {reason}")
+    for i, reasons in unsuited.items():   # a measure applies to the problems that suit it
+        if reasons and all(reasons):
+            issues.add(exp.where(("measures", i)),
+                       f"measure '{measures[i]['name']}' suits no problem here: {reasons[0]}")
     for metric in target:   # a target applies to the problems that have its metric
         if metric_name(metric) not in known:
             issues.add(exp.where(("budget", "target", metric)),
@@ -248,14 +221,23 @@ def _check_problem_fit(exp: Experiment, axes: dict, measures: list[str], issues:
                        f"{did_you_mean(metric, ['loss'] + sorted(known))}")
 
 
-def _check_dense_limits(exp: Experiment, name: str, problem, optimizer_axis, issues) -> None:
-    """Methods that form an n×n matrix refuse big problems now, not after hours of queueing."""
-    n = sum(p.numel() for p in problem.parameters())
-    for choice, _coords in optimizer_axis:
-        limit = choice["params"].get("max_params")
-        if isinstance(limit, int) and n > limit:
-            issues.add(exp.where(("optimizer",)), f"optimizer '{choice['name']}' on problem "
-                       f"'{name}': " + too_many_params_message(choice["name"], n, limit))
+def _unique(items) -> list:
+    seen: dict = {}
+    for item in items:
+        seen.setdefault(json.dumps(item, sort_keys=True), item)
+    return list(seen.values())
+
+
+def _unique_with(pairs: list) -> list:
+    seen: dict = {}
+    for value, coords in pairs:
+        seen.setdefault(json.dumps(value, sort_keys=True), (value, coords))
+    return list(seen.values())
+
+
+def _choice_path(exp: Experiment, axis: str, coords: dict) -> tuple:
+    """Where a choice was written: `(axis, i)` in a list, else `(axis,)`."""
+    return (axis, coords[axis]) if isinstance(exp.data.get(axis), list) else (axis,)
 
 
 def normalized_budget(budget: dict) -> dict:
@@ -264,11 +246,6 @@ def normalized_budget(budget: dict) -> dict:
     if "target" in out:
         out["target"] = {metric_name(k): float(v) for k, v in out["target"].items()}
     return out
-
-
-def metric_name(name: str) -> str:
-    """`loss` in a target means the training loss."""
-    return "train_loss" if name == "loss" else name
 
 
 def filter_cells(cells: list[Cell], only: list[str]) -> list[Cell]:

@@ -34,6 +34,19 @@ class Entry:
     about: str = ""
     sample: dict = field(default_factory=dict)   # params used by generic tests
     skip_params: int = 0                         # leading positional args supplied by the suite
+    rule: Callable[..., str | None] | None = None   # unsuitable(problem, **params), if given
+
+    def unsuitable(self, problem: Any, params: dict) -> str | None:
+        """Why this choice cannot run on `problem`, or None when it can (benchopt's `skip`).
+
+        The rule is the one given at registration, else the factory's own `unsuitable`: a
+        method of the built object for classes (`Init(**params).unsuitable(problem)`), a
+        function `unsuitable(problem, **params)` attached to a factory function."""
+        if self.rule is not None:
+            return self.rule(problem, **params)
+        if inspect.isclass(self.factory) and callable(getattr(self.factory, "unsuitable", None)):
+            return self.factory(**params).unsuitable(problem)
+        return None
 
 
 class Registry:
@@ -42,12 +55,12 @@ class Registry:
         self._entries: dict[str, Entry] = {}
 
     def register(self, name: str, *, about: str = "", sample: dict | None = None,
-                 skip_params: int = 0) -> Callable:
+                 skip_params: int = 0, unsuitable: Callable | None = None) -> Callable:
         def add(factory: Callable) -> Callable:
             if name in self._entries:
                 raise ValueError(f"{self.kind} '{name}' registered twice")
             self._entries[name] = Entry(name, factory, about or _first_line(factory),
-                                        sample or {}, skip_params)
+                                        sample or {}, skip_params, unsuitable)
             return factory
         return add
 

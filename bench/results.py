@@ -10,23 +10,29 @@ import json
 import math
 import os
 import platform
+import re
 import subprocess
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from bench.plan import Cell
-from bench.train import Outcome, maximized
+import yaml
+
+from bench.cell import BOOKKEEPING, Cell, maximized
+
+if TYPE_CHECKING:
+    from bench.train import Outcome
 
 SCHEMA = 1
 FINISHED = ("ok", "diverged", "timeout")   # statuses a resumed run does not redo
-BOOKKEEPING = ("step", "epoch", "samples", "seconds", "lr", "function_evals", "gradient_evals",
-               "hvp_evals", "hessian_evals", "grad_equivalents")   # history fields, not metrics
 
 
-def make_result(cell: Cell, outcome: Outcome, env: dict) -> dict:
+def make_result(cell: Cell, outcome: Outcome, env: dict, defaults: dict | None = None) -> dict:
+    """A Result. `defaults` (per axis, the parameter defaults of the cell's choices) lets the
+    report name choices by what differs from their defaults without importing a registry."""
     return {"schema": SCHEMA, "id": cell.id, "status": outcome.status, "cell": cell.to_dict(),
             "history": outcome.history, "summary": summarize(outcome), "env": env,
-            "error": outcome.error}
+            "error": outcome.error, "defaults": defaults or {}}
 
 
 def summarize(outcome: Outcome) -> dict:
@@ -100,7 +106,10 @@ def write_atomic(path: Path, data: dict | str) -> None:
 
 
 class Store:
-    """results/<name>/: spec.yaml, cells/<id>.json, tables/, figures/, report.md."""
+    """The one owner of a results folder: results/<name>/ holds spec.yaml (the experiments as
+    run), plan.txt (the cells the report shows), cells/<id>.json (one Result each, written
+    atomically), log.jsonl (one line per result written), and the report's tables/, figures/
+    and report.md."""
 
     def __init__(self, root: Path):
         self.root = Path(root)
@@ -109,11 +118,76 @@ class Store:
     def path(self, cell_id: str) -> Path:
         return self.cells / f"{cell_id}.json"
 
-    def status(self, cell_id: str) -> str | None:
+    # -- the spec and the plan ---------------------------------------------------------------
+    def write_spec(self, resolved: dict) -> None:
+        write_atomic(self.root / "spec.yaml", yaml.safe_dump(resolved, sort_keys=False))
+
+    def read_spec(self) -> dict:
+        """The resolved spec as run ({} when missing or unreadable)."""
         try:
-            return json.loads(self.path(cell_id).read_text())["status"]
-        except (OSError, ValueError, KeyError):
-            return None   # missing or unreadable: the cell is not finished
+            data = yaml.safe_load((self.root / "spec.yaml").read_text())
+        except (OSError, yaml.YAMLError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def abouts(self) -> dict[str, str]:
+        experiments = self.read_spec().get("experiments")
+        if not isinstance(experiments, dict):
+            return {}
+        return {k: (v.get("about", "") if isinstance(v, dict) else "") for k, v in experiments.items()}
+
+    def write_plan(self, ids: list[str], merge: bool) -> None:
+        """The ids the report shows; `merge` adds them to the plan instead of replacing it
+        (a filtered run keeps the rest of the report)."""
+        old = (self.read_plan() or []) if merge else []
+        ids = old + [cid for cid in ids if cid not in set(old)]
+        write_atomic(self.root / "plan.txt", "".join(f"{cid}\n" for cid in ids))
+
+    def read_plan(self) -> list[str] | None:
+        try:
+            return (self.root / "plan.txt").read_text().split()
+        except OSError:
+            return None
+
+    # -- results -----------------------------------------------------------------------------
+    def statuses(self) -> dict[str, str]:
+        """The status of every stored cell, cheaply: from log.jsonl for files it lists, else
+        from the first bytes of the file (no result is parsed whole, no history is read)."""
+        present = {p.stem for p in self.cells.glob("*.json")} if self.cells.is_dir() else set()
+        logged = self._logged()
+        out = {}
+        for cid in present:
+            status = logged.get(cid) or self._head_status(cid)
+            if status:
+                out[cid] = status
+        return out
+
+    def status(self, cell_id: str) -> str | None:
+        """One cell's status (None: not stored)."""
+        return self._head_status(cell_id)
+
+    def _logged(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        try:
+            lines = (self.root / "log.jsonl").read_text(encoding="utf-8").splitlines()
+        except OSError:
+            return out
+        for line in lines:
+            try:
+                entry = json.loads(line)
+                out[entry["id"]] = entry["status"]   # the latest write of a cell wins
+            except (ValueError, KeyError, TypeError):
+                continue   # a line torn by a crash is not a record
+        return out
+
+    def _head_status(self, cell_id: str) -> str | None:
+        try:
+            with open(self.path(cell_id), encoding="utf-8", errors="replace") as fh:
+                head = fh.read(512)
+        except OSError:
+            return None
+        found = re.search(r'"status":\s*"(\w+)"', head)
+        return found.group(1) if found else None
 
     def write(self, result: dict) -> None:
         """Write a Result, then note it in log.jsonl (an append-only record of what ran)."""

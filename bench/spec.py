@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path as FsPath
 from typing import Any
 
+from bench.cell import AXES, AXIS_NAMES, REQUIRED
 from bench.registry import did_you_mean
 from bench.yamlio import Issue, Mark, SpecError, load
 
-AXES = ("problem", "optimizer", "schedule", "init", "batch_size", "regularizer", "seed")
-EXPERIMENT_KEYS = ("about",) + AXES + ("budget", "exclude", "zip", "samples", "measures")
+EXPERIMENT_KEYS = ("about",) + AXIS_NAMES + ("budget", "exclude", "zip", "samples", "measures")
 TOP_KEYS = ("name", "about", "seeds", "defaults", "profiles", "experiments", "data_dir")
 PROFILE_KEYS = ("about", "seeds", "defaults", "experiments")
 BUDGET_KEYS = ("steps", "epochs", "eval_every", "evals_per_epoch", "time_limit", "target")
@@ -215,9 +215,9 @@ def _budget_overrides(dicts: list) -> list:
 def _check_experiment(exp: Experiment, issues: Issues) -> None:
     d = exp.data
     _check_keys(d, (), EXPERIMENT_KEYS, f"experiment '{exp.name}'", exp.where, issues)
-    for axis in ("problem", "optimizer"):
-        if d.get(axis) is None:
-            issues.add(exp.where(()), f"experiment '{exp.name}' needs '{axis}'")
+    for axis in AXES:
+        if axis.is_choice and axis.default is REQUIRED and d.get(axis.name) is None:
+            issues.add(exp.where(()), f"experiment '{exp.name}' needs '{axis.name}'")
     if "about" in d and not isinstance(d["about"], str):
         issues.add(exp.where(("about",)), "'about' must be a string")
     _check_budget(exp, issues)
@@ -225,8 +225,9 @@ def _check_experiment(exp: Experiment, issues: Issues) -> None:
     if samples is not None and not (isinstance(samples, int) and not isinstance(samples, bool)
                                     and samples >= 1):
         issues.add(exp.where(("samples",)), f"'samples' must be an integer >= 1, got {samples!r}")
-    _check_int_axis(exp, "seed", issues, minimum=0, required=True)
-    _check_int_axis(exp, "batch_size", issues, minimum=1, required=False)
+    for axis in AXES:
+        if not axis.is_choice:
+            _check_int_axis(exp, axis.name, issues, axis.minimum, axis.default is REQUIRED)
 
 
 def _check_int_axis(exp: Experiment, axis: str, issues: Issues, minimum: int, required: bool):

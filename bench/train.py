@@ -17,19 +17,13 @@ from dataclasses import dataclass, field
 
 import torch
 
-from bench import optimizers
-from bench.inits import INITS
-from bench.measures import MEASURES
+from bench.cell import Cell, metric_name, target_met
+from bench.measures import Probe
 from bench.objective import Objective, count_fields
-from bench.plan import Cell, metric_name
-from bench.regularizers import REGULARIZERS
-from bench.schedules import SCHEDULES
 from bench.timing import Clock
-from problems import PROBLEMS
 from problems.base import Context
 
-MAXIMIZED = ("accuracy", "escaped")   # metrics where larger is better
-EXPLODE_FACTOR = 1e6                  # loss above this × max(1, |initial loss|) has diverged
+EXPLODE_FACTOR = 1e6   # loss above this × max(1, |initial loss|) has diverged
 
 
 @dataclass
@@ -43,16 +37,6 @@ class Outcome:
     target_seconds: float | None = None
     measures: dict = field(default_factory=dict)
     error: str | None = None
-
-
-def maximized(metric: str) -> bool:
-    return any(word in metric for word in MAXIMIZED)
-
-
-def target_met(metrics: dict, targets: dict) -> bool:
-    return bool(targets) and all(
-        m in metrics and (metrics[m] >= v if maximized(m) else metrics[m] <= v)
-        for m, v in targets.items())
 
 
 def run_cell(cell: Cell, device: str = "cpu", data_dir: str | None = None) -> Outcome:
@@ -77,23 +61,33 @@ def _cuda_devices(device: str) -> list:
     return [torch.device(device)] if device.startswith("cuda") else []
 
 
+def build(axis: str, choice: dict):
+    """The object a cell's choice on `axis` names, from its registry."""
+    from bench.cell import AXIS
+    return AXIS[axis].entries().get(choice["name"]).factory(**choice["params"])
+
+
 class _Run:
     def __init__(self, cell: Cell, device: torch.device, data_dir: str | None = None):
+        from bench.cell import AXIS
+        from bench.measures import MEASURES
+        from bench.optimizers import OPTIMIZERS
         self.cell = cell
         self.generator = torch.Generator().manual_seed(cell.seed)
         ctx = Context(cell.seed, device, self.generator, cell.batch_size, data_dir)
-        self.problem = PROBLEMS.get(cell.problem["name"]).factory(ctx, **cell.problem["params"])
-        INITS.get(cell.init["name"]).factory(**cell.init["params"])(self.problem, self.generator)
-        self.penalty = REGULARIZERS.get(cell.regularizer["name"]).factory(
-            **cell.regularizer["params"])
+        problem_entry = AXIS["problem"].entries().get(cell.problem["name"])
+        self.problem = problem_entry.factory(ctx, **cell.problem["params"])
+        build("init", cell.init)(self.problem, self.generator)
+        self.regularizer = build("regularizer", cell.regularizer)
+        self.regularizer.build(self.problem, self.generator)
         self.params = self.problem.parameters()
-        self.penalised = self.penalty(self.params) is not None
-        self.optimizer = optimizers.build(cell.optimizer["name"], self.params,
-                                          cell.optimizer["params"])
-        self.schedule = SCHEDULES.get(cell.schedule["name"]).factory(**cell.schedule["params"])
+        self.optimizer = OPTIMIZERS.get(cell.optimizer["name"]).factory(
+            self.params, **cell.optimizer["params"])
+        self.schedule = build("schedule", cell.schedule)
         self.base_lrs = [g.get("lr", 1.0) for g in self.optimizer.param_groups]
-        self.measures = {m: MEASURES.get(m).factory() for m in cell.measures
-                         if MEASURES.get(m).factory.unsuitable(self.problem) is None}
+        measures = {m["name"]: MEASURES.get(m["name"]).factory(**m["params"])
+                    for m in cell.measures}
+        self.measures = {k: m for k, m in measures.items() if m.unsuitable(self.problem) is None}
         budget = cell.budget
         spe = self.problem.steps_per_epoch
         self.total = budget.get("steps") or max(1, math.ceil(budget["epochs"] * spe))
@@ -108,51 +102,123 @@ class _Run:
         self.clock = Clock(device)
         self.counts: Counter = Counter()
         self.dim = sum(p.numel() for p in self.params)
+        self.limit = math.inf          # set from the first loss: EXPLODE_FACTOR × its size
+        self.started = time.perf_counter()
+        # Reading the loss is a device sync: on the CPU it costs nothing and every step is
+        # checked at once; on a GPU the losses wait on the device until metrics are read
+        self.sync_every = 1 if device.type == "cpu" else self.eval_every
+        self.pending: list = []        # (step, loss tensor) not yet checked
+        self.batch = None
         self.out = Outcome()
 
+    # -- the loss the optimizer minimises ----------------------------------------------------
+    def training_loss(self, batch) -> torch.Tensor:
+        """criterion(forward(inputs)), with the regularizer's hooks on the batch and the loss."""
+        inputs, targets = self.problem.inputs(batch)
+        inputs, targets = self.regularizer.on_batch(inputs, targets, self.generator)
+        loss = self.problem.criterion(self.problem.forward(inputs), targets)
+        penalty = self.regularizer.penalty(self.params)
+        return loss if penalty is None else loss + penalty
+
     def objective_for(self, batch) -> Objective:
-        def loss_fn():
-            loss = self.problem.loss(batch)
-            penalty = self.penalty(self.params)
-            return loss if penalty is None else loss + penalty
-        # the problem's closed-form Hessian holds only for its own loss, without a penalty
-        closed = None if self.penalised else (lambda: self.problem.hessian(batch))
-        return Objective(loss_fn, self.params, self.counts, closed, fixed_batch=batch is None)
+        # the problem's closed-form Hessian holds only for its own loss, unaltered
+        exact = not self.regularizer.alters_loss(self.params)
+        closed = (lambda: self.problem.hessian(batch)) if exact else None
+        return Objective(lambda: self.training_loss(batch), self.params, self.counts, closed,
+                         fixed_batch=batch is None)
 
     def set_lr(self, step: int) -> None:
         factor = self.schedule.factor(step, self.total)
         for group, base in zip(self.optimizer.param_groups, self.base_lrs):
             group["lr"] = base * factor
 
+    # -- the loop ------------------------------------------------------------------------------
     def train(self) -> Outcome:
-        out = self.out
         self.set_lr(0)                      # the first entry shows the lr the first step uses
-        first = self.evaluate(0)
-        self.limit = EXPLODE_FACTOR * max(1.0, abs(first.get("train_loss", 1.0)))
+        metrics = self.record(0)
+        first = metrics.get("train_loss", 1.0)
+        if math.isfinite(first):
+            self.limit = EXPLODE_FACTOR * max(1.0, abs(first))
         self.observe(0)
-        if out.status == "diverged":
-            return self.finish()
-        if target_met(first, self.targets):
-            out.target_step, out.target_seconds = 0, 0.0
+        if self.settle(0, metrics, recorded=True):
             return self.finish()
         self.started = time.perf_counter()
         self.clock.start()
         for step in range(1, self.total + 1):
             self.set_lr(step - 1)
-            batch = self.problem.sample_batch(self.generator)
-            loss = float(self.optimizer.step(self.objective_for(batch)))
-            out.steps = step
+            self.batch = self.problem.sample_batch(self.generator)
+            loss = self.optimizer.step(self.objective_for(self.batch))
+            self.regularizer.after_step(self.problem)
+            self.out.steps = step
             # step() returns the loss *before* the update, at the iterate of step − 1
-            if self.exploded(loss):
-                self.diverge(step - 1)
+            self.pending.append((step - 1, loss))
+            if self.diverged_on_loss(force=step % self.sync_every == 0):
                 break
             self.observe(step)
-            if self.after_step(step):
+            if self.settle(step, *self.metrics_at(step)):
                 break
+        self.diverged_on_loss(force=True)
         return self.finish()
+
+    def metrics_at(self, step: int) -> tuple[dict | None, bool]:
+        """(metrics, recorded): a full evaluation at evaluation steps; else the cheap metrics
+        when targets are checked every step; else nothing."""
+        if step % self.eval_every == 0 or step == self.total:
+            if self.diverged_on_loss(force=True):
+                return None, False
+            return self.record(step), True
+        if self.cheap_targets:
+            if self.diverged_on_loss(force=True):
+                return None, False
+            with self.clock.paused():
+                return self.problem.evaluate(), False
+        return None, False
+
+    def check(self, step: int, metrics: dict | None, recorded: bool) -> str | None:
+        """The one decision to stop, and why: `diverged`, `target`, `timeout`, `stopped` (the
+        regularizer's early stopping), or None to go on."""
+        if self.out.status == "diverged":
+            return "diverged"
+        if metrics is not None and target_met(metrics, self.targets):
+            return "target"
+        if step > 0 and self.time_limit and time.perf_counter() - self.started > self.time_limit:
+            return "timeout"
+        if recorded and self.regularizer.should_stop(self.out.history):
+            return "stopped"
+        return None
+
+    def settle(self, step: int, metrics: dict | None, recorded: bool) -> bool:
+        """Act on check(): record the outcome (and a last evaluation); True to stop."""
+        reason = self.check(step, metrics, recorded)
+        if reason is None or reason == "diverged":
+            return reason is not None
+        if reason == "target":
+            self.out.target_step, self.out.target_seconds = step, self.clock.synced_seconds()
+        elif reason == "timeout":
+            self.out.status = "timeout"
+        if not recorded:
+            self.record(step)
+        return True
 
     def exploded(self, loss: float) -> bool:
         return not math.isfinite(loss) or loss > self.limit
+
+    def diverged_on_loss(self, force: bool) -> bool:
+        """Check the losses the steps returned (one device read for all that are pending)."""
+        if self.out.status == "diverged":
+            return True
+        if not force or not self.pending:
+            return False
+        steps = [s for s, _ in self.pending]
+        losses = torch.stack([torch.as_tensor(v, dtype=torch.float64).reshape(())
+                              for _, v in self.pending]).tolist() \
+            if len(self.pending) > 1 else [float(self.pending[0][1])]
+        self.pending.clear()
+        for step, loss in zip(steps, losses):
+            if self.exploded(loss):
+                self.diverge(step)
+                return True
+        return False
 
     def diverge(self, step: int) -> None:
         """Record divergence at `step`, dropping any evaluation from that step on (no
@@ -160,28 +226,9 @@ class _Run:
         self.out.status, self.out.diverged_at = "diverged", step
         self.out.history = [h for h in self.out.history if h["step"] < step]
 
-    def after_step(self, step: int) -> bool:
-        """Evaluate, check divergence, target and time; True when the run should stop."""
-        metrics, recorded = None, False
-        if step % self.eval_every == 0 or step == self.total:
-            metrics, recorded = self.evaluate(step), True
-        elif self.cheap_targets:
-            with self.clock.paused():
-                metrics = self.problem.evaluate()
-        if self.out.status == "diverged":
-            return True
-        if metrics is not None and target_met(metrics, self.targets):
-            self.out.target_step = step
-            self.out.target_seconds = self.clock.synced_seconds()
-            if not recorded:
-                self.evaluate(step)
-            return True
-        if self.time_limit and time.perf_counter() - self.started > self.time_limit:
-            self.out.status = "timeout"
-            if not recorded:
-                self.evaluate(step)
-            return True
-        return False
+    # -- observing -----------------------------------------------------------------------------
+    def probe(self, step: int) -> Probe:
+        return Probe(self.problem, step, self.batch, self.problem.loss)
 
     def observe(self, step: int) -> None:
         active = [m for m in self.measures.values() if step == 0 or m.every_step]
@@ -191,20 +238,23 @@ class _Run:
             for measure in active:
                 measure.observe(self.problem, step)
 
-    def evaluate(self, step: int) -> dict:
+    def record(self, step: int) -> dict:
+        """Evaluate and append a history entry; an exploded loss diverges the run instead."""
         seconds = self.clock.synced_seconds()
         with self.clock.paused(), torch.no_grad():
             metrics = self.problem.evaluate()
-        if "train_loss" in metrics and step > 0 and self.exploded(metrics["train_loss"]):
+        if "train_loss" in metrics and self.exploded(metrics["train_loss"]):
             self.diverge(step)   # the evaluated loss shows it first (e.g. on the last step)
             return metrics
-        if "train_loss" in metrics and step == 0 and not math.isfinite(metrics["train_loss"]):
-            self.diverge(0)
-            return metrics
         entry = {"step": step, "epoch": step / self.problem.steps_per_epoch,
-                 "samples": step * getattr(self.problem, "samples_per_step", 1),
+                 "samples": step * self.problem.samples_per_step,
                  "seconds": seconds, "lr": self.optimizer.param_groups[0].get("lr"),
                  **count_fields(self.counts, self.dim), **metrics}
+        if self.measures:
+            with self.clock.paused():
+                probe = self.probe(step)
+                for measure in self.measures.values():
+                    entry.update(measure.at_evaluation(probe))
         self.out.history.append(entry)
         return metrics
 
@@ -216,8 +266,9 @@ class _Run:
 
     def finish(self) -> Outcome:
         self.out.seconds = self.clock.synced_seconds()
-        for measure in self.measures.values():
-            if hasattr(measure, "finish"):
-                measure.finish(self.problem)
+        if self.measures:
+            probe = self.probe(self.out.steps)
+            for measure in self.measures.values():
+                measure.finish(probe)
         self.out.measures = {name: m.result() for name, m in self.measures.items()}
         return self.out

@@ -16,8 +16,8 @@ import time
 import torch
 import torch.nn.functional as F
 
+from bench.cell import Cell
 from bench.execute import process_settings
-from bench.plan import Cell
 from bench.train import run_cell
 from problems.imagedata import prepare
 
@@ -26,9 +26,8 @@ PROBLEM = {"name": "mlp", "params": {"data": "fashion-mnist", "hidden": [256, 25
 
 
 def bench_epoch() -> float:
-    cell = Cell("perf", PROBLEM, {"name": "adam", "params": {"lr": 1e-3}},
-                {"name": "constant", "params": {}}, {"name": "default", "params": {}},
-                {"name": "none", "params": {}}, 128, 0, {"epochs": 1, "evals_per_epoch": 1})
+    cell = Cell.build("perf", {"epochs": 1, "evals_per_epoch": 1}, problem=PROBLEM,
+                      optimizer={"name": "adam", "params": {"lr": 1e-3}}, batch_size=128, seed=0)
     out = run_cell(cell)
     assert out.status == "ok", out.error
     return out.history[-1]["samples"] / out.seconds

@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from bench.cell import Cell
 from bench.execute import prepare_process
-from bench.plan import Cell
 from bench.train import run_cell
 from problems import PROBLEMS
 from problems.base import Context
@@ -23,9 +23,8 @@ OPTIMIZERS = {"sgd": ({"lr": 0.5}, lambda p: torch.optim.SGD(p, lr=0.5)),
 
 
 def bench_cell(name: str) -> Cell:
-    return Cell("perf", PROBLEM, {"name": name, "params": OPTIMIZERS[name][0]},
-                {"name": "constant", "params": {}}, {"name": "default", "params": {}},
-                {"name": "none", "params": {}}, None, 0, {"steps": STEPS, "eval_every": STEPS})
+    return Cell.build("perf", {"steps": STEPS, "eval_every": STEPS}, problem=PROBLEM,
+                      optimizer={"name": name, "params": OPTIMIZERS[name][0]}, seed=0)
 
 
 def hand_loop(name: str, check_loss: bool) -> float:

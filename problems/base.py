@@ -1,14 +1,17 @@
 """What the training loop needs from a problem, and the shared code of analytic landscapes.
 
-A problem owns its parameters, draws its own batches from the cell's generator, computes the
-training loss on a batch, and evaluates named metrics. Analytic problems know their minimum
-(when there is one) so suboptimality and distance to the optimum can be recorded.
+A problem owns its parameters, draws its own batches from the cell's generator, and computes
+the training loss in three parts, as AlgoPerf's `model_fn`/`loss_fn` do: `inputs(batch)`
+gives the batch's inputs and targets, `forward(inputs)` the outputs, `criterion(outputs,
+targets)` the loss. The loop composes them, so a regularizer can act between the parts
+(noise on the inputs, smoothed targets). It evaluates named metrics; analytic problems know
+their minimum (when there is one) so suboptimality and distance to the optimum are recorded.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 
@@ -26,12 +29,42 @@ class Context:
     data_dir: str | None = None   # the spec's data_dir: looked in first for datasets
 
 
-class Problem:
-    """Interface of a problem, as the one training loop uses it."""
-    accepts_init = False        # analytic problems have no layers to initialise
-    accepts_batch_size = False  # ...and no data to batch
+@runtime_checkable
+class Problem(Protocol):
+    """The interface the one training loop uses (BaseProblem gives the defaults)."""
+    accepts_batch_size: bool          # has data to batch (else a batch_size is an error)
+    steps_per_epoch: int
+    samples_per_step: int
+    cheap_metrics: frozenset          # metrics cheap enough to check after every step
+
+    def parameters(self) -> list[torch.Tensor]: ...
+    def sample_batch(self, generator: torch.Generator) -> Any: ...
+    def inputs(self, batch: Any) -> tuple[Any, Any]: ...
+    def forward(self, inputs: Any) -> torch.Tensor: ...
+    def criterion(self, outputs: torch.Tensor, targets: Any) -> torch.Tensor: ...
+    def loss(self, batch: Any) -> torch.Tensor: ...
+    def evaluate(self) -> dict[str, float]: ...
+    def metric_names(self) -> list[str]: ...
+    def hessian(self, batch: Any) -> torch.Tensor | None: ...
+
+
+@runtime_checkable
+class Network(Protocol):
+    """A problem whose parameters are a torch module's: inits, activation statistics and
+    model-changing regularizers apply to it."""
+    model: torch.nn.Module
+    activation: str
+
+    def activation_layers(self) -> list[torch.nn.Module]: ...
+    def probe_inputs(self, count: int = 1000) -> torch.Tensor: ...
+
+
+class BaseProblem:
+    """Defaults of the Problem interface: full batch, one step per epoch, autograd Hessians."""
+    accepts_batch_size = False
     steps_per_epoch = 1
-    cheap_metrics: frozenset = frozenset()   # metrics cheap enough to check every step
+    samples_per_step = 1
+    cheap_metrics: frozenset = frozenset()
 
     def parameters(self) -> list[torch.Tensor]:
         raise NotImplementedError
@@ -39,8 +72,19 @@ class Problem:
     def sample_batch(self, generator: torch.Generator) -> Any:
         return None
 
-    def loss(self, batch: Any) -> torch.Tensor:
+    def inputs(self, batch: Any) -> tuple[Any, Any]:
         raise NotImplementedError
+
+    def forward(self, inputs: Any) -> torch.Tensor:
+        raise NotImplementedError
+
+    def criterion(self, outputs: torch.Tensor, targets: Any) -> torch.Tensor:
+        raise NotImplementedError
+
+    def loss(self, batch: Any) -> torch.Tensor:
+        """The training loss on a batch (the three parts composed)."""
+        inputs, targets = self.inputs(batch)
+        return self.criterion(self.forward(inputs), targets)
 
     def evaluate(self) -> dict[str, float]:
         raise NotImplementedError
@@ -54,8 +98,11 @@ class Problem:
         return None
 
 
-class AnalyticProblem(Problem):
-    """f: R^d → R given in closed form; the iterate is a single parameter vector `x`."""
+class AnalyticProblem(BaseProblem):
+    """f: R^d → R given in closed form; the iterate is a single parameter vector `x`.
+
+    Its "inputs" are the batch itself (None, or a problem's gradient noise), its "forward"
+    is f at the iterate, and its criterion is the identity."""
     x_star: torch.Tensor | None = None   # a minimiser, when known
     f_star: float | None = None          # the minimum value, when known
 
@@ -77,8 +124,14 @@ class AnalyticProblem(Problem):
         """f at points `x` of shape [..., d] (batched, so the report can draw contours)."""
         raise NotImplementedError
 
-    def loss(self, batch: Any) -> torch.Tensor:
+    def inputs(self, batch: Any) -> tuple[Any, None]:
+        return batch, None
+
+    def forward(self, batch: Any) -> torch.Tensor:
         return self.value(self.x)
+
+    def criterion(self, outputs: torch.Tensor, targets: None) -> torch.Tensor:
+        return outputs
 
     def metric_names(self) -> list[str]:
         names = ["train_loss", "grad_norm"]

@@ -8,11 +8,11 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from problems.base import DTYPES, Context, Problem
+from problems.base import DTYPES, BaseProblem, Context
 from problems.imagedata import EpochBatches
 
 
-class Logistic(Problem):
+class Logistic(BaseProblem):
     """mean log(1 + exp(−y·xᵀw)) over n samples (a bias column included), labels in {0, 1}.
 
     The minimiser w* is found once at construction by Newton's method in float64 with the
@@ -40,10 +40,16 @@ class Logistic(Problem):
             return None
         return self.batches.next(generator, self.X.device)
 
-    def loss(self, batch) -> torch.Tensor:
+    def inputs(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
         if batch is None:
-            return _loss(self.X, self.y, self.w)
-        return _loss(self.X[batch], self.y[batch], self.w)
+            return self.X, self.y
+        return self.X[batch], self.y[batch]
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        return X @ self.w
+
+    def criterion(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.binary_cross_entropy_with_logits(logits, y)
 
     def hessian(self, batch) -> torch.Tensor:
         """Xᵀ diag(p(1−p)) X / n on the batch, p = σ(Xw)."""

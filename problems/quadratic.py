@@ -42,7 +42,7 @@ class Quadratic(AnalyticProblem):
         xi = torch.randn(self.dim, generator=generator, dtype=torch.float64)
         return (self.noise * xi).to(self.x.dtype).to(self.x.device)
 
-    def loss(self, batch: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, batch: torch.Tensor | None) -> torch.Tensor:
         f = self.value(self.x)
         return f if batch is None else f + batch @ self.x
 

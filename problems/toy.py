@@ -8,34 +8,38 @@ import torch
 import torch.nn.functional as F
 
 from problems import models
-from problems.base import Context, Problem
+from problems.base import BaseProblem, Context
 
 
-class ToyMLP(Problem):
+class ToyMLP(BaseProblem):
     """Full batch over the given examples; `squared_error` is the notes' ½Σ(target − out)²
     summed over outputs and averaged over examples ("total error" for one example)."""
-    accepts_init = True
 
     def __init__(self, model, inputs, targets, loss: str, activation: str):
-        self.model, self.inputs, self.targets = model, inputs, targets
+        self.model, self.examples, self.targets = model, inputs, targets
         self.loss_kind, self.activation = loss, activation
         self.cheap_metrics = frozenset(self.metric_names())
 
     def parameters(self):
         return list(self.model.parameters())
 
-    def loss(self, batch) -> torch.Tensor:
-        out = self.model(self.inputs)
+    def inputs(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.examples, self.targets
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def criterion(self, out: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         if self.loss_kind == "squared_error":
-            return 0.5 * ((self.targets - out) ** 2).sum(1).mean()
-        return F.cross_entropy(out, self.targets.argmax(1))
+            return 0.5 * ((targets - out) ** 2).sum(1).mean()
+        return F.cross_entropy(out, targets.argmax(1))
 
     def metric_names(self) -> list[str]:
         return ["train_loss", "train_accuracy"]
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
-        out = self.model(self.inputs)
+        out = self.model(self.examples)
         hit = (out.argmax(1) == self.targets.argmax(1)).float().mean()
         return {"train_loss": float(self.loss(None)), "train_accuracy": float(hit)}
 
@@ -44,7 +48,7 @@ class ToyMLP(Problem):
         return [m for m in self.model.modules() if isinstance(m, kind)]
 
     def probe_inputs(self, count: int = 1000):
-        return self.inputs[:count]
+        return self.examples[:count]
 
 
 def toy_mlp(ctx: Context, inputs: list[list[float]] = ((0, 0), (0, 1), (1, 0), (1, 1)),

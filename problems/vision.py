@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from problems import models
-from problems.base import Context, Problem
+from problems.base import BaseProblem, Context
 from problems.imagedata import EpochBatches, ImageData, Split, prepare
 
 Data = Literal["mnist", "fashion-mnist", "cifar10"]
@@ -26,9 +26,8 @@ def classification_loss(kind: str, logits: torch.Tensor, y: torch.Tensor,
     return F.mse_loss(logits, F.one_hot(y, logits.shape[1]).to(logits.dtype))
 
 
-class ImageClassifier(Problem):
+class ImageClassifier(BaseProblem):
     """A network, its data on the device, minibatches by seeded permutation."""
-    accepts_init = True
     accepts_batch_size = True
     cheap_metrics = frozenset()   # evaluating means a pass over data: only at eval points
 
@@ -48,10 +47,16 @@ class ImageClassifier(Problem):
     def sample_batch(self, generator: torch.Generator):
         return self.batches.next(generator, self.data.train.x.device)
 
-    def loss(self, batch) -> torch.Tensor:
+    def inputs(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.data.train.x[batch], self.data.train.y[batch]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The training forward pass (train mode: dropout active, batch statistics)."""
         self.model.train()
-        x, y = self.data.train.x[batch], self.data.train.y[batch]
-        return classification_loss(self.loss_kind, self.model(x), y, self.margin)
+        return self.model(x)
+
+    def criterion(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return classification_loss(self.loss_kind, logits, y, self.margin)
 
     def metric_names(self) -> list[str]:
         names = ["train_loss", "train_accuracy", "test_loss", "test_accuracy"]

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from bench import optimizers
+from bench.cell import Cell
 from bench.inits import INITS
 from bench.objective import Objective
-from bench.plan import Cell
 from bench.train import run_cell
 from problems import PROBLEMS
 from problems.base import Context
@@ -35,12 +35,12 @@ def train(problem, gen, steps: int, optimizer=("sgd", {"lr": 0.1})):
 
 
 def activation_stds(init: dict, activation: str) -> list[float]:
-    cell = Cell("t", {"name": "mlp", "params": {"data": "fashion-mnist", "hidden": DEEP,
-                                                 "activation": activation, "subset": 2000,
-                                                 "test_subset": 500}},
-                {"name": "sgd", "params": {"lr": 0.01}}, {"name": "constant", "params": {}},
-                init, {"name": "none", "params": {}}, 128, 0, {"steps": 1, "eval_every": 1},
-                ("activation_stats",))
+    cell = Cell.build("t", {"steps": 1, "eval_every": 1}, ("activation_stats",),
+                      problem={"name": "mlp", "params": {"data": "fashion-mnist", "hidden": DEEP,
+                                                         "activation": activation, "subset": 2000,
+                                                         "test_subset": 500}},
+                      optimizer={"name": "sgd", "params": {"lr": 0.01}}, init=init,
+                      batch_size=128, seed=0)
     out = run_cell(cell)
     assert out.status == "ok", out.error
     layers = out.measures["activation_stats"]["init"]

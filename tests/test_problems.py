@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from bench.plan import Cell
+from bench.cell import Cell
 from bench.train import run_cell
 from problems import PROBLEMS
 from problems.base import Context
@@ -18,9 +18,8 @@ def build(name, seed=0, **params):
 
 
 def cell(problem: dict, optimizer: dict, steps=30, **budget) -> Cell:
-    return Cell("t", problem, optimizer, {"name": "constant", "params": {}},
-                {"name": "default", "params": {}}, {"name": "none", "params": {}}, None, 0,
-                {"steps": steps, "eval_every": 10, **budget})
+    return Cell.build("t", {"steps": steps, "eval_every": 10, **budget}, problem=problem,
+                      optimizer=optimizer, seed=0)
 
 
 @pytest.mark.parametrize("name", PROBLEMS.names())

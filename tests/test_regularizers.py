@@ -4,20 +4,20 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench.plan import Cell
+from bench.cell import Cell
 from bench.regularizers import REGULARIZERS
 from bench.train import run_cell
 
 
 def one_sgd_step(reg: dict) -> torch.Tensor:
-    cell = Cell("t", {"name": "quadratic", "params": {"eigenvalues": [1.0, 0.1], "rotate": False,
-                                                      "x0": [1.0, -2.0], "dtype": "float64"}},
-                {"name": "sgd", "params": {"lr": 0.1}}, {"name": "constant", "params": {}},
-                {"name": "default", "params": {}}, reg, None, 0, {"steps": 1, "eval_every": 1},
-                ("trajectory",))
+    cell = Cell.build("t", {"steps": 1, "eval_every": 1}, ("trajectory",),
+                      problem={"name": "quadratic", "params": {
+                          "eigenvalues": [1.0, 0.1], "rotate": False, "x0": [1.0, -2.0],
+                          "dtype": "float64"}},
+                      optimizer={"name": "sgd", "params": {"lr": 0.1}}, regularizer=reg, seed=0)
     out = run_cell(cell)
     assert out.status == "ok", out.error
-    return torch.tensor(out.measures["trajectory"][1], dtype=torch.float64)
+    return torch.tensor(out.measures["trajectory"]["points"][1], dtype=torch.float64)
 
 
 X0 = torch.tensor([1.0, -2.0], dtype=torch.float64)

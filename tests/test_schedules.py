@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from bench.plan import Cell
+from bench.cell import Cell
 from bench.schedules import SCHEDULES
 from bench.train import run_cell
 
@@ -43,9 +43,8 @@ def test_every_schedule_is_positive_and_bounded(name):
 
 
 def test_loop_writes_schedule_into_param_groups():
-    cell = Cell("t", {"name": "quadratic", "params": {}}, {"name": "sgd", "params": {"lr": 0.4}},
-                {"name": "step", "params": {"every": 5, "gamma": 0.5}},
-                {"name": "default", "params": {}}, {"name": "none", "params": {}}, None, 0,
-                {"steps": 20, "eval_every": 1})
+    cell = Cell.build("t", {"steps": 20, "eval_every": 1}, problem="quadratic",
+                      optimizer={"name": "sgd", "params": {"lr": 0.4}},
+                      schedule={"name": "step", "params": {"every": 5, "gamma": 0.5}}, seed=0)
     lrs = [h["lr"] for h in run_cell(cell).history[1:]]
     assert lrs == [0.4 * 0.5 ** (s // 5) for s in range(20)]

@@ -5,23 +5,36 @@ import statistics
 from collections import defaultdict
 
 from bench import describe
+from bench.cell import AXIS, AXIS_NAMES, CHOICE_AXES
+
+KEY_AXES = tuple(a for a in AXIS_NAMES if a != "seed")   # a configuration: all but the seed
+
+
+def defaults(result: dict, axis: str) -> dict:
+    """The defaults of the result's choice on `axis`, as stored with it; results written
+    before they were stored ask the registry when torch is importable."""
+    if "defaults" in result:
+        return result["defaults"].get(axis, {})
+    try:
+        return describe.defaults_of(axis, result["cell"][axis]["name"])
+    except ImportError:
+        return {}
 
 
 def flatten(result: dict) -> dict:
     cell = result["cell"]
     row = {"id": result["id"], "status": result["status"], "experiment": cell["experiment"]}
-    for axis in ("problem", "optimizer", "schedule", "init", "regularizer"):
-        row[axis] = describe.short(axis, cell[axis])
+    for axis in CHOICE_AXES:
+        row[axis] = describe.short(axis, cell[axis], defaults(result, axis))
         for k, v in cell[axis]["params"].items():
             row[f"{axis}.{k}"] = v
-    row["batch_size"], row["seed"] = cell["batch_size"], cell["seed"]
+    for axis in AXIS_NAMES:
+        if not AXIS[axis].is_choice:
+            row[axis] = cell[axis]
     for k, v in result["summary"].items():
         if k != "measures":
             row[k] = v
     return row
-
-
-CHOICE_AXES = ("problem", "optimizer", "schedule", "init", "regularizer")
 
 
 def varying_params(results: list[dict]) -> dict[str, tuple]:
@@ -41,14 +54,15 @@ def varying_params(results: list[dict]) -> dict[str, tuple]:
 def name_of(result: dict, axis: str, show: dict | None = None) -> str:
     choice = result["cell"][axis]
     params = tuple(k for name, k in (show or {}).get(axis, ()) if name == choice["name"])
-    return describe.short(axis, choice, params)
+    return describe.short(axis, choice, defaults(result, axis), params)
 
 
 def config_key(result: dict, show: dict | None = None) -> tuple:
-    """Everything but the seed: the runs that a median is taken over."""
+    """Everything but the seed (the runs a median is taken over), as (axis, value) pairs:
+    `dict(key)["optimizer"]` is the optimizer's name."""
     c = result["cell"]
-    return (c["experiment"],) + tuple(name_of(result, a, show) for a in CHOICE_AXES) + (
-        c["batch_size"],)
+    return (("experiment", c["experiment"]),) + tuple(
+        (a, name_of(result, a, show) if AXIS[a].is_choice else c[a]) for a in KEY_AXES)
 
 
 def group_by_config(results: list[dict], show: dict | None = None) -> dict[tuple, list[dict]]:

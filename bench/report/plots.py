@@ -6,11 +6,9 @@ import math
 import numpy as np
 from matplotlib.figure import Figure
 
+from bench.cell import CURVE_METRICS, LEGEND_AXES
+from bench.cell import metric as metric_info
 from bench.report.frame import config_key, group_by_config, varying_params
-
-AXES_IN_LEGEND = (2, 3, 4, 5, 6)   # optimizer, schedule, init, regularizer, batch size
-TRAJECTORY_STEPS = 100             # the zig-zag shows in the first steps; later ones pile up
-VIEW_RADIUS = 1.5                  # the frame: this many times the farthest start from x*
 
 
 def style(i: int) -> dict:
@@ -23,17 +21,15 @@ def style(i: int) -> dict:
 
 def legend_label(key: tuple, keys: list[tuple]) -> str:
     """The parts of a config key that differ between the lines of one plot."""
-    parts = [_axis_text(i, key[i]) for i in AXES_IN_LEGEND if len({k[i] for k in keys}) > 1]
-    return ", ".join(parts) or str(key[2])
+    names, others = dict(key), [dict(k) for k in keys]
+    parts = [_axis_text(a, names[a]) for a in LEGEND_AXES if len({o[a] for o in others}) > 1]
+    return ", ".join(parts) or str(names["optimizer"])
 
 
-def _axis_text(index: int, value) -> str:
-    if index == AXES_IN_LEGEND[-1]:   # the batch size
+def _axis_text(axis: str, value) -> str:
+    if axis == "batch_size":
         return "full batch" if value is None else f"batch {value}"
     return str(value)
-
-
-CURVE_METRICS = ("suboptimality", "dist_to_saddle", "train_loss")   # first one present is drawn
 
 
 def curve_metric(results: list[dict]) -> str:
@@ -110,6 +106,7 @@ def loss_curves(results: list[dict], title: str, x_axes: tuple = ("step",),
     """Median across seeds with an interquartile band, one line per configuration, against
     each of `x_axes` (steps, gradient-equivalent evaluations, seconds) side by side."""
     metric = metric or curve_metric(results)
+    log_scale = metric_info(metric).log_scale
     fig = Figure(figsize=(5.2 * len(x_axes) + 1.8, 4.5), layout="constrained")
     groups = group_by_config(results)
     keys = list(groups)
@@ -124,7 +121,7 @@ def loss_curves(results: list[dict], title: str, x_axes: tuple = ("step",),
             label = legend_label(key, keys) + _failures(groups[key])
             line, = ax.plot(xs, q[:, 1], label=label, lw=1.4, **style(keys.index(key)))
             ax.fill_between(xs, q[:, 0], q[:, 2], color=line.get_color(), alpha=0.2, lw=0)
-        if positive and "accuracy" not in metric:
+        if positive and log_scale:
             ax.set_yscale("log")
         if x == "grad_equivalents":   # from 0 evaluations to thousands: log beyond 1
             ax.set_xscale("symlog", linthresh=1.0)
@@ -194,65 +191,66 @@ def _failures(runs: list[dict]) -> str:
     return f" [{len(bad)}/{len(runs)} {', '.join(sorted(set(bad)))}]" if bad else ""
 
 
-def trajectories(panels: list[tuple[str, object, list[dict]]]) -> Figure:
+def trajectories(panels: list[tuple[str, list[dict]]]) -> Figure:
     """2-D iterates over the contour plot of f: one panel per problem (the zig-zag picture).
 
-    `panels` holds (title, problem object with `.value`, results with a trajectory)."""
+    `panels` holds (title, results with a trajectory); the contours are the grid of f the
+    trajectory measure stored, so nothing is rebuilt or evaluated here."""
     cols = min(3, len(panels))
     rows = math.ceil(len(panels) / cols)
     fig = Figure(figsize=(4.6 * cols, 4.2 * rows), layout="constrained")
-    for i, (title, problem, runs) in enumerate(panels):
+    for i, (title, runs) in enumerate(panels):
         ax = fig.add_subplot(rows, cols, i + 1)
-        paths = [np.array(r["summary"]["measures"]["trajectory"][:TRAJECTORY_STEPS + 1],
-                          dtype=float) for r in runs]
-        star = [] if problem.x_star is None else [problem.x_star.detach().cpu().numpy()[None]]
-        _contour(ax, problem, _view(paths, star))
+        recorded = [r["summary"]["measures"]["trajectory"] for r in runs]
+        contour = recorded[0]["contour"]
+        drawn = contour["drawn"]
+        paths = [np.array(t["points"][:drawn + 1], dtype=float) for t in recorded]
+        star = None if contour["x_star"] is None else np.array(contour["x_star"], dtype=float)
+        _contour(ax, contour, _view(paths, star, contour["reach"]))
         show = varying_params(runs)
         keys = [config_key(r, show) for r in runs]
         for key, path in zip(keys, paths):
             ax.plot(path[:, 0], path[:, 1], ".-", ms=2.5, lw=0.9, label=legend_label(key, keys))
-        if problem.x_star is not None:
-            star = problem.x_star.detach().cpu().numpy()
+        if star is not None:
             ax.plot(star[0], star[1], "k*", ms=10)
-        ax.set(title=f"{title}: first {TRAJECTORY_STEPS} steps", xlabel="x₁", ylabel="x₂")
+        ax.set(title=f"{title}: first {drawn} steps", xlabel="x₁", ylabel="x₂")
     handles, labels = ax.get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=min(4, len(labels)), fontsize=7)
     return fig
 
 
-def _view(paths: list[np.ndarray], star: list[np.ndarray]) -> np.ndarray:
+def _view(paths: list[np.ndarray], star: np.ndarray | None, reach: float | None) -> np.ndarray:
     """Points that set the drawn area: the starts, the optimum, and every iterate within
-    VIEW_RADIUS × the farthest start from the centre. A method that overshoots far (a large
-    step's first swings) leaves the frame instead of shrinking everyone else's paths."""
-    points = np.concatenate(paths + star)
-    if not star:   # no minimum (a saddle): the whole way out is the point of the picture
+    `reach` of it (the measure's VIEW_RADIUS × the start's distance). A method that
+    overshoots far (a large step's first swings) leaves the frame instead of shrinking
+    everyone else's paths."""
+    points = np.concatenate(paths + ([] if star is None else [star[None]]))
+    if star is None:   # no minimum (a saddle): the whole way out is the point of the picture
         return points[np.isfinite(points).all(1)]
-    starts = np.array([p[0] for p in paths])
-    centre = star[0][0]
-    reach = VIEW_RADIUS * max(np.abs(starts - centre).max(), 1e-9)
-    inside = np.isfinite(points).all(1) & (np.abs(points - centre).max(1) <= reach)
+    inside = np.isfinite(points).all(1) & (np.abs(points - star).max(1) <= reach)
     return points[inside]
 
 
-def _contour(ax, problem, points: np.ndarray) -> None:
-    """Contours of f around the points: log-spaced levels of f − f* when the minimum is known."""
-    import torch
-    points = points[np.isfinite(points).all(1)]
+def _contour(ax, contour: dict, points: np.ndarray) -> None:
+    """Contours of the stored grid of f over the points' area: log-spaced levels of f − f*
+    when the minimum is known."""
     lo, hi = points.min(0), points.max(0)
     pad = 0.15 * np.maximum(hi - lo, 1e-3)
-    xs = np.linspace(lo[0] - pad[0], hi[0] + pad[0], 200)
-    ys = np.linspace(lo[1] - pad[1], hi[1] + pad[1], 200)
-    grid = torch.tensor(np.stack(np.meshgrid(xs, ys), -1), dtype=torch.float64)
-    with torch.no_grad():
-        z = problem.value(grid.to(problem.x.dtype)).double().numpy()
-    if problem.f_star is None:
+    lo, hi = lo - pad, hi + pad
+    xs, ys = np.array(contour["x"]), np.array(contour["y"])
+    z = np.array(contour["z"], dtype=float)   # None (not finite) becomes nan
+    cols = (xs >= lo[0]) & (xs <= hi[0])
+    rows = (ys >= lo[1]) & (ys <= hi[1])
+    if cols.sum() >= 2 and rows.sum() >= 2:   # the part of the grid inside the view
+        xs, ys, z = xs[cols], ys[rows], z[np.ix_(rows, cols)]
+    if not contour["gap"]:
         ax.contour(xs, ys, z, levels=24, cmap="viridis", linewidths=0.6)
-        ax.set(xlim=(xs[0], xs[-1]), ylim=(ys[0], ys[-1]))
-        return
-    gap = np.maximum(z - problem.f_star, 1e-300)
-    levels = np.geomspace(max(np.quantile(gap, 0.001), gap.max() * 1e-8), gap.max(), 20)
-    ax.contour(xs, ys, gap, levels=levels, cmap="viridis", linewidths=0.6)
-    ax.set(xlim=(xs[0], xs[-1]), ylim=(ys[0], ys[-1]))
+    else:
+        gap = np.maximum(z, 1e-300)
+        top = np.nanmax(gap)
+        levels = np.geomspace(max(np.nanquantile(gap, 0.001), top * 1e-8), top, 20)
+        ax.contour(xs, ys, gap, levels=levels, cmap="viridis", linewidths=0.6)
+    ax.set(xlim=(lo[0], hi[0]), ylim=(lo[1], hi[1]))
 
 
 def steps_vs_kappa(series: dict[str, list[tuple[float, float]]],

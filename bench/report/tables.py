@@ -7,11 +7,8 @@ import io
 
 from tabulate import tabulate
 
-from bench.report.frame import flatten, group_by_config, median
-
-SUMMARY_METRICS = ("final_train_loss", "final_suboptimality", "final_dist_to_opt",
-                   "final_escaped", "final_train_accuracy", "final_val_accuracy",
-                   "final_test_accuracy", "best_test_accuracy")
+from bench.cell import TABLE_COLUMNS
+from bench.report.frame import KEY_AXES, flatten, group_by_config, median
 
 
 def cells_csv(results: list[dict]) -> str:
@@ -36,17 +33,14 @@ def header(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
-AXIS_COLUMNS = ("problem", "optimizer", "schedule", "init", "regularizer", "batch_size")
-
-
 def summary_rows(results: list[dict]) -> list[dict]:
     """One row per configuration (medians over seeds); axis columns only where they vary."""
     groups = group_by_config(results)
-    shown = [i for i, col in enumerate(AXIS_COLUMNS, start=1)
-             if col in ("problem", "optimizer") or len({k[i] for k in groups}) > 1]
+    shown = [a for a in KEY_AXES if a in ("problem", "optimizer")
+             or len({dict(k)[a] for k in groups}) > 1]
     rows = []
     for key, runs in groups.items():
-        row = {AXIS_COLUMNS[i - 1]: _axis_value(key[i]) for i in shown}
+        row = {a: _axis_value(dict(key)[a]) for a in shown}
         row.update(_outcomes(runs))
         rows.append(row)
     columns = list(dict.fromkeys(k for row in rows for k in row))
@@ -69,7 +63,7 @@ def _outcomes(runs: list[dict]) -> dict:
         row["target hit"] = f"{len(reached)}/{len(runs)}"
         # a median over all runs, so it exists only when most runs reached the target
         row["steps to target (median)"] = median(reached) if 2 * len(reached) > len(runs) else None
-    for m in SUMMARY_METRICS:
+    for m in TABLE_COLUMNS:
         vals = [r["summary"].get(m) for r in runs if r["status"] == "ok"]
         if any(v is not None for v in vals):
             row[m.replace("final_", "final ")] = median(vals)

@@ -16,7 +16,8 @@ def theory_rows(runs: list[dict]) -> list[dict]:
         bound = theory.predicted_steps_bound(cell["optimizer"], cell["problem"])
         if rate is None and bound is None:
             continue
-        row = {"problem": key[1], "optimizer": key[2]}
+        names = dict(key)
+        row = {"problem": names["problem"], "optimizer": names["optimizer"]}
         if rate is not None:
             row["predicted rate"] = rate
             row["measured rate"] = median([theory.measured_rate(r["history"]) for r in group])
