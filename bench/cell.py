@@ -42,7 +42,7 @@ class Axis:
 REQUIRED = object()
 
 AXES: tuple[Axis, ...] = (
-    Axis("problem", "problems:PROBLEMS", REQUIRED, in_legend=False,
+    Axis("problem", "problems.catalog:PROBLEMS", REQUIRED, in_legend=False,
          about="what is minimised: a landscape, a model on data"),
     Axis("optimizer", "bench.optimizers:OPTIMIZERS", REQUIRED,
          about="the update rule (or a torch.optim.Optimizer by import path)"),

@@ -1,4 +1,7 @@
-"""bench run | validate | list | report: the command line. It says how to run, never what."""
+"""bench run | validate | list | report: the command line. It says how to run, never what.
+
+Planning and running import torch; `bench report` and `bench data` do not (they are imported
+where a command needs them), so a report can be rebuilt on a machine without torch."""
 from __future__ import annotations
 
 import argparse
@@ -8,8 +11,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from bench import describe, plan
-from bench.execute import make_executor
+from bench import describe
 from bench.progress import Progress
 from bench.results import FINISHED, Store
 from bench.spec import load_spec
@@ -64,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_report(args)
     if args.command == "data":
         return cmd_data(args)
+    from bench import plan
     try:
         spec = load_spec(args.spec, args.profile)
         everything = plan.make_cells(spec)
@@ -106,6 +109,7 @@ def cmd_run(args, spec, cells) -> int:
     store = Store(Path(args.out) if args.out else Path("results") / spec.name)
     if args.dry_run:
         return cmd_list(args, spec, cells, store)
+    from bench.execute import make_executor
     try:
         data_dir = spec.experiments[0].data_dir if spec.experiments else None
         executor = make_executor(args.workers, args.device, data_dir, args.threads)

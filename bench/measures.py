@@ -16,7 +16,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
 
 from bench.objective import Objective
@@ -65,21 +64,20 @@ class Measure:
 class Trajectory(Measure):
     """The iterate after every step (2-D analytic problems), drawn over the contours of f.
 
+    Besides the points it stores the problem's landscape (its formula and arguments, a few
+    numbers) and minimiser, so the report draws the contours without rebuilding the problem.
+
     Args:
         max_points: iterates kept (the start included); later ones are dropped.
-        grid: contour grid points per side, evaluated once at the end so that the report
-            draws the contours without rebuilding the problem.
     """
     every_step = True
     max_points: int = 500
-    grid: int = 100
     points: list = field(default_factory=list, init=False, repr=False)
-    contour: dict | None = field(default=None, init=False, repr=False)
+    landscape: dict | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self):
-        if self.max_points < 2 or self.grid < 10:
-            raise ValueError(f"max_points must be at least 2 and grid at least 10, got "
-                             f"{self.max_points} and {self.grid}")
+        if self.max_points < 2:
+            raise ValueError(f"max_points must be at least 2, got {self.max_points}")
 
     def unsuitable(self, problem) -> str | None:
         if not isinstance(problem, AnalyticProblem) or problem.dim != 2:
@@ -91,41 +89,13 @@ class Trajectory(Measure):
             self.points.append(problem.x.detach().cpu().tolist())
 
     def finish(self, probe: Probe) -> None:
-        self.contour = contour_grid(probe.problem, np.array(self.points, dtype=float), self.grid)
+        problem = probe.problem
+        star = problem.x_star
+        self.landscape = {"f": problem.landscape(), "f_star": problem.f_star,
+                          "x_star": None if star is None else star.detach().cpu().tolist()}
 
     def result(self) -> dict:
-        return {"points": self.points, "contour": self.contour}
-
-
-VIEW_RADIUS = 1.5        # the drawn area: this many times the start's distance from x*
-TRAJECTORY_STEPS = 100   # the zig-zag shows in the first steps; later ones pile up
-
-
-def contour_grid(problem: AnalyticProblem, points: np.ndarray, size: int) -> dict:
-    """f on a size × size grid over the area a trajectory figure shows: around x* out to
-    VIEW_RADIUS × the start's distance (a far overshoot leaves the frame instead of shrinking
-    the picture), or around the drawn path when there is no minimum (a saddle)."""
-    star = None if problem.x_star is None else problem.x_star.detach().cpu().double().numpy()
-    drawn = points[:TRAJECTORY_STEPS + 1]
-    drawn = drawn[np.isfinite(drawn).all(1)]
-    if star is not None:
-        reach = VIEW_RADIUS * max(float(np.abs(drawn[0] - star).max()), 1e-9)
-        lo, hi = star - reach, star + reach
-    else:
-        lo, hi = drawn.min(0), drawn.max(0)
-    pad = 0.15 * np.maximum(hi - lo, 1e-3)
-    xs = np.linspace(lo[0] - pad[0], hi[0] + pad[0], size)
-    ys = np.linspace(lo[1] - pad[1], hi[1] + pad[1], size)
-    grid = torch.tensor(np.stack(np.meshgrid(xs, ys), -1), dtype=torch.float64)
-    with torch.no_grad():
-        z = problem.value(grid.to(problem.x.dtype).to(problem.x.device)).double().cpu().numpy()
-    if problem.f_star is not None:
-        z = z - problem.f_star   # the gap f − f*, drawn at log-spaced levels
-    # 4 significant digits are plenty for contour levels and keep the file small
-    rounded = [[float(f"{v:.4g}") if np.isfinite(v) else None for v in row] for row in z]
-    return {"x": xs.tolist(), "y": ys.tolist(), "z": rounded, "gap": problem.f_star is not None,
-            "x_star": None if star is None else star.tolist(),
-            "reach": None if star is None else reach, "drawn": TRAJECTORY_STEPS}
+        return {"points": self.points, "landscape": self.landscape}
 
 
 @MEASURES.register("activation_stats")

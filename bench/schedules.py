@@ -37,20 +37,46 @@ class Schedule:
 @SCHEDULES.register("constant")
 @dataclass(frozen=True)
 class Constant(Schedule):
-    """The base learning rate throughout."""
+    """The base learning rate throughout.
+
+    Args:
+        warmup: linear warm-up length in optimizer steps, ≥ 0 (0: none). For the first `warmup`
+            steps the factor is multiplied by (t+1)/warmup; the schedule's own step counter
+            starts after it and runs over the remaining total − warmup steps.
+    """
 
 
 @SCHEDULES.register("warmup")
 @dataclass(frozen=True)
 class Warmup(Schedule):
-    """Linear warm-up over `warmup` steps, then constant."""
+    """Linear warm-up over `warmup` steps, then constant.
+
+    The same as `constant` with a warm-up; here the warm-up is on unless set to 0.
+
+    Args:
+        warmup: linear warm-up length in optimizer steps, ≥ 0 (0: none). For the first `warmup`
+            steps the factor is multiplied by (t+1)/warmup; the schedule's own step counter
+            starts after it and runs over the remaining total − warmup steps.
+    """
     warmup: int = 100
 
 
 @SCHEDULES.register("step", sample={"every": 10})
 @dataclass(frozen=True)
 class Step(Schedule):
-    """Multiply by `gamma` every `every` steps (step decay)."""
+    """Multiply by `gamma` every `every` steps (step decay).
+
+    The notes' step decay: factor γ^⌊t/every⌋, t the step after warm-up.
+
+    Args:
+        warmup: linear warm-up length in optimizer steps, ≥ 0 (0: none). For the first `warmup`
+            steps the factor is multiplied by (t+1)/warmup; the schedule's own step counter
+            starts after it and runs over the remaining total − warmup steps.
+        every: ≥ 1, the number of optimizer steps between two decays (not epochs: for a decay
+            every k epochs use k × the problem's steps per epoch).
+        gamma: γ > 0, the factor applied at each decay (e.g. 0.1 or 0.5); γ > 1 is accepted
+            and grows the learning rate.
+    """
     every: int = 100
     gamma: float = 0.1
 
@@ -65,7 +91,18 @@ class Step(Schedule):
 @SCHEDULES.register("exponential")
 @dataclass(frozen=True)
 class Exponential(Schedule):
-    """gamma^step."""
+    """gamma^step.
+
+    The notes' exponential decay α = α₀e^(−kt), written with γ = e^(−k): factor γ^t, t the
+    step after warm-up.
+
+    Args:
+        warmup: linear warm-up length in optimizer steps, ≥ 0 (0: none). For the first `warmup`
+            steps the factor is multiplied by (t+1)/warmup; the schedule's own step counter
+            starts after it and runs over the remaining total − warmup steps.
+        gamma: γ > 0, the decay factor per optimizer step (not per epoch): γ < 1 decays, and
+            0.99 is already ≈ 4e-5 after 1000 steps.
+    """
     gamma: float = 0.99
 
     def check(self) -> None:
@@ -78,7 +115,17 @@ class Exponential(Schedule):
 @SCHEDULES.register("inverse_time")
 @dataclass(frozen=True)
 class InverseTime(Schedule):
-    """1 / (1 + decay·step): the notes' 1/t decay."""
+    """1 / (1 + decay·step): the notes' 1/t decay.
+
+    α = α₀ / (1 + kt), t the step after warm-up.
+
+    Args:
+        warmup: linear warm-up length in optimizer steps, ≥ 0 (0: none). For the first `warmup`
+            steps the factor is multiplied by (t+1)/warmup; the schedule's own step counter
+            starts after it and runs over the remaining total − warmup steps.
+        decay: k ≥ 0, the decay rate per optimizer step; the factor halves at t = 1/k, and 0
+            keeps the learning rate constant.
+    """
     decay: float = 0.01
 
     def check(self) -> None:
@@ -91,7 +138,18 @@ class InverseTime(Schedule):
 @SCHEDULES.register("cosine")
 @dataclass(frozen=True)
 class Cosine(Schedule):
-    """Half a cosine from 1 down to `min_factor` over the whole budget."""
+    """Half a cosine from 1 down to `min_factor` over the whole budget.
+
+    factor = m + (1 − m)·½(1 + cos(πt/T)), with T = total − warmup steps: the notes' cosine
+    schedule (SGDR with a single period as long as the run).
+
+    Args:
+        warmup: linear warm-up length in optimizer steps, ≥ 0 (0: none). For the first `warmup`
+            steps the factor is multiplied by (t+1)/warmup; the schedule's own step counter
+            starts after it and runs over the remaining total − warmup steps.
+        min_factor: m ≥ 0, the floor the factor reaches at the end of the budget, i.e. the
+            final learning rate as a fraction of the base one (η_min/η_max); 0 anneals to 0.
+    """
     min_factor: float = 0.0
 
     def check(self) -> None:
@@ -104,7 +162,21 @@ class Cosine(Schedule):
 @SCHEDULES.register("sgdr", sample={"period": 10})
 @dataclass(frozen=True)
 class SGDR(Schedule):
-    """Cosine with warm restarts: periods of `period`, `period·mult`, … steps."""
+    """Cosine with warm restarts: periods of `period`, `period·mult`, … steps.
+
+    SGDR (Loshchilov & Hutter, in the notes with snapshot ensembles): within each period the
+    factor falls as half a cosine from 1 to `min_factor`, then jumps back to 1. Unlike
+    `cosine`, the periods do not depend on the budget.
+
+    Args:
+        warmup: linear warm-up length in optimizer steps, ≥ 0 (0: none). For the first `warmup`
+            steps the factor is multiplied by (t+1)/warmup; the schedule's own step counter
+            starts after it and runs over the remaining total − warmup steps.
+        period: T₀ ≥ 1, the length of the first period in optimizer steps.
+        mult: T_mult ≥ 1, the growth of each period over the previous one (1: equal periods;
+            need not be an integer).
+        min_factor: m ≥ 0, the factor at the end of each period (η_min/η_max).
+    """
     period: int = 100
     mult: float = 1.0
     min_factor: float = 0.0
@@ -127,7 +199,20 @@ class SGDR(Schedule):
 @SCHEDULES.register("cyclic", sample={"period": 10})
 @dataclass(frozen=True)
 class Cyclic(Schedule):
-    """Triangular cycles between 1 and `max_factor` with a full period of `period` steps."""
+    """Triangular cycles between 1 and `max_factor` with a full period of `period` steps.
+
+    The notes' cyclic learning rate (Smith's triangular policy): each cycle rises linearly
+    from the base learning rate to `max_factor` times it at mid-period, then falls back.
+
+    Args:
+        warmup: linear warm-up length in optimizer steps, ≥ 0 (0: none). For the first `warmup`
+            steps the factor is multiplied by (t+1)/warmup; the schedule's own step counter
+            starts after it and runs over the remaining total − warmup steps.
+        period: ≥ 1, the length of a whole up-and-down cycle in optimizer steps (twice what
+            Smith calls the step size).
+        max_factor: ≥ 0, the peak learning rate as a multiple of the base one (max_lr/base_lr);
+            the base lr is the cycle's floor. Below 1 the cycle dips under the base instead.
+    """
     period: int = 100
     max_factor: float = 10.0
 

@@ -121,8 +121,13 @@ class AnalyticProblem(BaseProblem):
         return [self.x]
 
     def value(self, x: torch.Tensor) -> torch.Tensor:
-        """f at points `x` of shape [..., d] (batched, so the report can draw contours)."""
+        """f at points `x` of shape [..., d] (batched)."""
         raise NotImplementedError
+
+    def landscape(self) -> dict | None:
+        """f as a formula of problems/formulas.py and its arguments (plain lists), so the
+        report can draw contours without torch; None when f has no such formula."""
+        return None
 
     def inputs(self, batch: Any) -> tuple[Any, None]:
         return batch, None

@@ -1,11 +1,11 @@
 """Classic test functions: Rosenbrock's curved valley, Rastrigin's many local minima."""
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 import torch
 
+from problems import formulas
 from problems.base import DTYPES, AnalyticProblem, Context, start_point
 
 
@@ -22,8 +22,10 @@ class Rosenbrock(AnalyticProblem):
         self.f_star = 0.0
 
     def value(self, x: torch.Tensor) -> torch.Tensor:
-        head, tail = x[..., :-1], x[..., 1:]
-        return (self.b * (tail - head ** 2) ** 2 + (self.a - head) ** 2).sum(-1)
+        return formulas.rosenbrock(x, self.a, self.b)
+
+    def landscape(self) -> dict:
+        return {"formula": "rosenbrock", "args": {"a": self.a, "b": self.b}}
 
 
 class Rastrigin(AnalyticProblem):
@@ -36,7 +38,10 @@ class Rastrigin(AnalyticProblem):
         self.f_star = 0.0
 
     def value(self, x: torch.Tensor) -> torch.Tensor:
-        return (self.amplitude + x * x - self.amplitude * torch.cos(2 * math.pi * x)).sum(-1)
+        return formulas.rastrigin(x, self.amplitude)
+
+    def landscape(self) -> dict:
+        return {"formula": "rastrigin", "args": {"amplitude": self.amplitude}}
 
 
 def rosenbrock(ctx: Context, dim: int = 2, a: float = 1.0, b: float = 100.0,

@@ -6,6 +6,7 @@ from typing import Literal
 
 import torch
 
+from problems import formulas
 from problems.base import DTYPES, AnalyticProblem, Context, check_positive, start_point
 
 
@@ -33,8 +34,12 @@ class Quadratic(AnalyticProblem):
         return self.basis @ torch.diag(self.eigenvalues) @ self.basis.T
 
     def value(self, x: torch.Tensor) -> torch.Tensor:
-        z = x if self.basis is None else x @ self.basis
-        return 0.5 * (self.eigenvalues * z * z).sum(-1)
+        return formulas.quadratic(x, self.eigenvalues, self.basis)
+
+    def landscape(self) -> dict:
+        basis = None if self.basis is None else self.basis.cpu().tolist()
+        return {"formula": "quadratic",
+                "args": {"eigenvalues": self.eigenvalues.cpu().tolist(), "basis": basis}}
 
     def sample_batch(self, generator: torch.Generator) -> torch.Tensor | None:
         if self.noise == 0:

@@ -5,6 +5,7 @@ from typing import Literal
 
 import torch
 
+from problems import formulas
 from problems.base import AnalyticProblem, Context, check_positive, start_point
 
 
@@ -23,9 +24,13 @@ class Saddle(AnalyticProblem):
 
     def value(self, x: torch.Tensor) -> torch.Tensor:
         if self.signs is None:
-            a, b = x[..., 0], x[..., 1]
-            return a ** 3 - 3 * a * b ** 2
-        return (self.signs * x * x).sum(-1)
+            return formulas.monkey(x)
+        return formulas.saddle(x, self.signs)
+
+    def landscape(self) -> dict:
+        if self.signs is None:
+            return {"formula": "monkey", "args": {}}
+        return {"formula": "saddle", "args": {"signs": self.signs.cpu().tolist()}}
 
     def evaluate(self) -> dict[str, float]:
         out = super().evaluate()

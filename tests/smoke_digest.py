@@ -32,7 +32,7 @@ def _hash(value) -> str:
 
 def _recorded(name: str, value):
     """What a measure recorded, apart from what it adds for drawing (a trajectory's
-    contour grid, stored since the report stopped rebuilding problems)."""
+    landscape, stored since the report stopped rebuilding problems)."""
     if name == "trajectory" and isinstance(value, dict):
         return value["points"]
     return value

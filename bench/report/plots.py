@@ -9,6 +9,7 @@ from matplotlib.figure import Figure
 from bench.cell import CURVE_METRICS, LEGEND_AXES
 from bench.cell import metric as metric_info
 from bench.report.frame import config_key, group_by_config, varying_params
+from problems import formulas
 
 
 def style(i: int) -> dict:
@@ -191,66 +192,69 @@ def _failures(runs: list[dict]) -> str:
     return f" [{len(bad)}/{len(runs)} {', '.join(sorted(set(bad)))}]" if bad else ""
 
 
+TRAJECTORY_STEPS = 100   # the zig-zag shows in the first steps; later ones pile up
+VIEW_RADIUS = 1.5        # the frame: this many times the farthest start from x*
+
+
 def trajectories(panels: list[tuple[str, list[dict]]]) -> Figure:
     """2-D iterates over the contour plot of f: one panel per problem (the zig-zag picture).
 
-    `panels` holds (title, results with a trajectory); the contours are the grid of f the
-    trajectory measure stored, so nothing is rebuilt or evaluated here."""
+    `panels` holds (title, results with a trajectory); f comes from the landscape the
+    trajectory measure stored (problems/formulas.py on numpy), so no problem is rebuilt."""
     cols = min(3, len(panels))
     rows = math.ceil(len(panels) / cols)
     fig = Figure(figsize=(4.6 * cols, 4.2 * rows), layout="constrained")
     for i, (title, runs) in enumerate(panels):
         ax = fig.add_subplot(rows, cols, i + 1)
         recorded = [r["summary"]["measures"]["trajectory"] for r in runs]
-        contour = recorded[0]["contour"]
-        drawn = contour["drawn"]
-        paths = [np.array(t["points"][:drawn + 1], dtype=float) for t in recorded]
-        star = None if contour["x_star"] is None else np.array(contour["x_star"], dtype=float)
-        _contour(ax, contour, _view(paths, star, contour["reach"]))
+        paths = [np.array(t["points"][:TRAJECTORY_STEPS + 1], dtype=float) for t in recorded]
+        land = recorded[0]["landscape"] or {}
+        star = None if land.get("x_star") is None else np.array(land["x_star"], dtype=float)
+        view = _view(paths, [] if star is None else [star[None]])
+        if land.get("f"):
+            _contour(ax, land, view)
         show = varying_params(runs)
         keys = [config_key(r, show) for r in runs]
         for key, path in zip(keys, paths):
             ax.plot(path[:, 0], path[:, 1], ".-", ms=2.5, lw=0.9, label=legend_label(key, keys))
         if star is not None:
             ax.plot(star[0], star[1], "k*", ms=10)
-        ax.set(title=f"{title}: first {drawn} steps", xlabel="x₁", ylabel="x₂")
+        ax.set(title=f"{title}: first {TRAJECTORY_STEPS} steps", xlabel="x₁", ylabel="x₂")
     handles, labels = ax.get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=min(4, len(labels)), fontsize=7)
     return fig
 
 
-def _view(paths: list[np.ndarray], star: np.ndarray | None, reach: float | None) -> np.ndarray:
+def _view(paths: list[np.ndarray], star: list[np.ndarray]) -> np.ndarray:
     """Points that set the drawn area: the starts, the optimum, and every iterate within
-    `reach` of it (the measure's VIEW_RADIUS × the start's distance). A method that
-    overshoots far (a large step's first swings) leaves the frame instead of shrinking
-    everyone else's paths."""
-    points = np.concatenate(paths + ([] if star is None else [star[None]]))
-    if star is None:   # no minimum (a saddle): the whole way out is the point of the picture
+    VIEW_RADIUS × the farthest start from the centre. A method that overshoots far (a large
+    step's first swings) leaves the frame instead of shrinking everyone else's paths."""
+    points = np.concatenate(paths + star)
+    if not star:   # no minimum (a saddle): the whole way out is the point of the picture
         return points[np.isfinite(points).all(1)]
-    inside = np.isfinite(points).all(1) & (np.abs(points - star).max(1) <= reach)
+    starts = np.array([p[0] for p in paths])
+    centre = star[0][0]
+    reach = VIEW_RADIUS * max(np.abs(starts - centre).max(), 1e-9)
+    inside = np.isfinite(points).all(1) & (np.abs(points - centre).max(1) <= reach)
     return points[inside]
 
 
-def _contour(ax, contour: dict, points: np.ndarray) -> None:
-    """Contours of the stored grid of f over the points' area: log-spaced levels of f − f*
-    when the minimum is known."""
+def _contour(ax, land: dict, points: np.ndarray) -> None:
+    """Contours of f around the points: log-spaced levels of f − f* when the minimum is known."""
+    points = points[np.isfinite(points).all(1)]
     lo, hi = points.min(0), points.max(0)
     pad = 0.15 * np.maximum(hi - lo, 1e-3)
-    lo, hi = lo - pad, hi + pad
-    xs, ys = np.array(contour["x"]), np.array(contour["y"])
-    z = np.array(contour["z"], dtype=float)   # None (not finite) becomes nan
-    cols = (xs >= lo[0]) & (xs <= hi[0])
-    rows = (ys >= lo[1]) & (ys <= hi[1])
-    if cols.sum() >= 2 and rows.sum() >= 2:   # the part of the grid inside the view
-        xs, ys, z = xs[cols], ys[rows], z[np.ix_(rows, cols)]
-    if not contour["gap"]:
+    xs = np.linspace(lo[0] - pad[0], hi[0] + pad[0], 200)
+    ys = np.linspace(lo[1] - pad[1], hi[1] + pad[1], 200)
+    z = formulas.evaluate(land["f"], np.stack(np.meshgrid(xs, ys), -1))
+    if land.get("f_star") is None:
         ax.contour(xs, ys, z, levels=24, cmap="viridis", linewidths=0.6)
-    else:
-        gap = np.maximum(z, 1e-300)
-        top = np.nanmax(gap)
-        levels = np.geomspace(max(np.nanquantile(gap, 0.001), top * 1e-8), top, 20)
-        ax.contour(xs, ys, gap, levels=levels, cmap="viridis", linewidths=0.6)
-    ax.set(xlim=(lo[0], hi[0]), ylim=(lo[1], hi[1]))
+        ax.set(xlim=(xs[0], xs[-1]), ylim=(ys[0], ys[-1]))
+        return
+    gap = np.maximum(z - land["f_star"], 1e-300)
+    levels = np.geomspace(max(np.quantile(gap, 0.001), gap.max() * 1e-8), gap.max(), 20)
+    ax.contour(xs, ys, gap, levels=levels, cmap="viridis", linewidths=0.6)
+    ax.set(xlim=(xs[0], xs[-1]), ylim=(ys[0], ys[-1]))
 
 
 def steps_vs_kappa(series: dict[str, list[tuple[float, float]]],
