@@ -41,7 +41,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--no-report", action="store_true", help="skip the report at the end")
     val = sub.add_parser("validate", help="check a spec and bind every cell; run nothing")
     _spec_args(val)
-    lst = sub.add_parser("list", help="print the cells of a spec as a table")
+    lst = sub.add_parser("list", help="print the cells of a spec as a table, or a registry: "
+                                      f"bench list {{{','.join(KINDS)}}}")
     _spec_args(lst)
     rep = sub.add_parser("report", help="rebuild tables and figures from stored results")
     rep.add_argument("results", help="a results folder (results/<name>)")
@@ -60,8 +61,14 @@ def _spec_args(p: argparse.ArgumentParser) -> None:
                         "keys experiment, id, problem, optimizer, optimizer.lr, seed, …")
 
 
+KINDS = {"problems": "problem", "optimizers": "optimizer", "schedules": "schedule",
+         "inits": "init", "regularizers": "regularizer", "measures": "measure"}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.command == "list" and args.spec in KINDS and not Path(args.spec).exists():
+        return cmd_list_kind(args.spec)
     if args.command == "report":
         return cmd_report(args)
     if args.command == "data":
@@ -102,6 +109,25 @@ def cmd_list(args, spec, cells, store: Store | None = None) -> int:
             row["status"] = statuses.get(row["id"], "pending")
     print(tabulate(rows, headers="keys", tablefmt="simple") if rows else "(no cells)")
     print(f"{len(cells)} cells")
+    return EXIT_OK
+
+
+def cmd_list_kind(kind: str) -> int:
+    """Every registered name of a kind, its parameters with defaults, one line each."""
+    from bench.cell import AXIS
+    axis = KINDS[kind]
+    if axis == "measure":
+        from bench.measures import MEASURES as registry
+    else:
+        registry = AXIS[axis].entries()
+    for entry in registry.entries():
+        print(f"{entry.name}: {entry.about}")
+        for p in entry.parameters():
+            default = "required" if p.required else f"= {p.default!r}"
+            print(f"    {p.name} {default}: {p.doc or '(undocumented)'}")
+    if axis == "optimizer":
+        print("<module>.<Class>: any torch.optim.Optimizer subclass by import path "
+              "(its constructor's parameters)")
     return EXIT_OK
 
 

@@ -101,8 +101,9 @@ class Trajectory(Measure):
 @MEASURES.register("activation_stats")
 @dataclass
 class ActivationStats(Measure):
-    """Per-layer activation mean, std and histogram on a fixed batch of training inputs, at
-    initialisation and at the end of training (the notes' histogram grid).
+    """Per-layer activation mean, std and histogram at initialisation and at the end.
+
+    Taken on a fixed batch of training inputs, in eval mode (the notes' histogram grid).
 
     Args:
         bins: histogram bins per layer.

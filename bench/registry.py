@@ -49,6 +49,52 @@ class Entry:
         return None
 
 
+    def parameters(self) -> list[Param]:
+        """The parameters a spec may set, with their defaults and documentation (the
+        factory's docstring, "Args:" section, torch/optim's style)."""
+        signature = inspect.signature(self.factory)
+        docs = param_docs(inspect.getdoc(self.factory) or "")
+        if inspect.isclass(self.factory) and not docs:
+            docs = param_docs(inspect.getdoc(self.factory.__init__) or "")
+        out = []
+        for p in list(signature.parameters.values())[self.skip_params:]:
+            if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+                continue
+            required = p.default is inspect.Parameter.empty
+            out.append(Param(p.name, None if required else p.default, required,
+                             docs.get(p.name, "")))
+        return out
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    default: Any
+    required: bool
+    doc: str
+
+
+def param_docs(docstring: str) -> dict[str, str]:
+    """{parameter: text} from a docstring's "Args:" section (4-space entries, deeper
+    continuation lines), as torch/optim documents its optimizers."""
+    out: dict[str, str] = {}
+    lines = docstring.splitlines()
+    if "Args:" not in (line.strip() for line in lines):
+        return out
+    start = [line.strip() for line in lines].index("Args:") + 1
+    current = None
+    for line in lines[start:]:
+        if line.strip() and not line.startswith(" "):
+            break   # the section ends at the next unindented line
+        body = line.strip()
+        if line.startswith("    ") and not line.startswith("     ") and ":" in body:
+            current, _, text = body.partition(":")
+            out[current] = text.strip()
+        elif current and body:
+            out[current] += " " + body
+    return out
+
+
 class Registry:
     def __init__(self, kind: str):
         self.kind = kind
@@ -69,6 +115,9 @@ class Registry:
 
     def __contains__(self, name: str) -> bool:
         return name in self._entries
+
+    def entries(self) -> list[Entry]:
+        return [self._entries[name] for name in self.names()]
 
     def get(self, name: str) -> Entry:
         if name not in self._entries:
