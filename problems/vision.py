@@ -48,6 +48,9 @@ class ImageClassifier(BaseProblem):
         return self.batches.next(generator, self.data.train.x.device)
 
     def inputs(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """The batch's images and labels; None is the training set the metrics use."""
+        if batch is None:
+            return self.train_eval.x, self.train_eval.y
         return self.data.train.x[batch], self.data.train.y[batch]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
