@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from bench.cell import Cell, metric_name, target_met
-from bench.measures import Probe
+from bench.cell import AXIS, Cell, metric_name, target_met
+from bench.measures import MEASURES, Probe
 from bench.objective import Objective, count_fields
 from bench.timing import Clock
 from problems.base import Context
@@ -63,15 +63,11 @@ def _cuda_devices(device: str) -> list:
 
 def build(axis: str, choice: dict):
     """The object a cell's choice on `axis` names, from its registry."""
-    from bench.cell import AXIS
     return AXIS[axis].entries().get(choice["name"]).factory(**choice["params"])
 
 
 class _Run:
     def __init__(self, cell: Cell, device: torch.device, data_dir: str | None = None):
-        from bench.cell import AXIS
-        from bench.measures import MEASURES
-        from bench.optimizers import OPTIMIZERS
         self.cell = cell
         self.generator = torch.Generator().manual_seed(cell.seed)
         ctx = Context(cell.seed, device, self.generator, cell.batch_size, data_dir)
@@ -81,7 +77,7 @@ class _Run:
         self.regularizer = build("regularizer", cell.regularizer)
         self.regularizer.build(self.problem, self.generator)
         self.params = self.problem.parameters()
-        self.optimizer = OPTIMIZERS.get(cell.optimizer["name"]).factory(
+        self.optimizer = AXIS["optimizer"].entries().get(cell.optimizer["name"]).factory(
             self.params, **cell.optimizer["params"])
         self.schedule = build("schedule", cell.schedule)
         self.base_lrs = [g.get("lr", 1.0) for g in self.optimizer.param_groups]

@@ -13,8 +13,8 @@ import torch
 
 from bench.cell import Cell, cell_id
 from bench.measures import MEASURES, Measure
-from bench.regularizers import REGULARIZERS, Regularizer
 from bench.registry import Entry
+from bench.regularizers import REGULARIZERS, Regularizer
 from bench.results import Store
 from bench.train import _Run, run_cell
 

@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from smoke_digest import digest
 
 ROOT = Path(__file__).resolve().parent.parent
