@@ -9,7 +9,7 @@ import torch
 from bench.cell import Cell
 from bench.train import run_cell
 from problems import PROBLEMS
-from problems.base import Context
+from problems.base import Context, Network, Problem
 
 
 def build(name, seed=0, **params):
@@ -100,3 +100,17 @@ def test_invalid_parameters_raise():
         build("saddle", dim=2, negative=2)
     with pytest.raises(ValueError, match="x0"):
         build("rosenbrock", x0=[1.0])
+
+
+@pytest.mark.parametrize("name", PROBLEMS.names())
+def test_every_problem_meets_the_protocol_and_its_loss_is_its_three_parts(name):
+    entry = PROBLEMS.get(name)
+    gen = torch.Generator().manual_seed(0)
+    problem = entry.factory(Context(0, torch.device("cpu"), gen, 16 if "data" in entry.sample
+                                    or name == "logistic" else None), **entry.sample)
+    assert isinstance(problem, Problem)
+    assert isinstance(problem, Network) == (name in ("logreg", "mlp", "cnn", "toy_mlp"))
+    batch = problem.sample_batch(gen)
+    inputs, targets = problem.inputs(batch)
+    loss = problem.criterion(problem.forward(inputs), targets)
+    assert loss.ndim == 0 and torch.equal(loss, problem.loss(batch))
