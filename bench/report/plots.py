@@ -107,7 +107,7 @@ def loss_curves(results: list[dict], title: str, x_axes: tuple = ("step",),
     """Median across seeds with an interquartile band, one line per configuration, against
     each of `x_axes` (steps, gradient-equivalent evaluations, seconds) side by side."""
     metric = metric or curve_metric(results)
-    log_scale = metric_info(metric).log_scale
+    info = metric_info(metric)
     fig = Figure(figsize=(5.2 * len(x_axes) + 1.8, 4.5), layout="constrained")
     groups = group_by_config(results)
     keys = list(groups)
@@ -122,12 +122,12 @@ def loss_curves(results: list[dict], title: str, x_axes: tuple = ("step",),
             label = legend_label(key, keys) + _failures(groups[key])
             line, = ax.plot(xs, q[:, 1], label=label, lw=1.4, **style(keys.index(key)))
             ax.fill_between(xs, q[:, 0], q[:, 2], color=line.get_color(), alpha=0.2, lw=0)
-        if positive and log_scale:
+        if positive and info.log_scale:
             ax.set_yscale("log")
         if x == "grad_equivalents":   # from 0 evaluations to thousands: log beyond 1
             ax.set_xscale("symlog", linthresh=1.0)
             ax.set_xlim(left=0)
-        ax.set(xlabel=X_AXES[x], ylabel=f"{metric} (median, IQR over seeds)" if i == 0 else "")
+        ax.set(xlabel=X_AXES[x], ylabel=f"{info.display} (median, IQR over seeds)" if i == 0 else "")
         ax.grid(alpha=0.3, which="both")
     fig.suptitle(title)
     handles, labels = ax.get_legend_handles_labels()
