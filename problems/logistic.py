@@ -92,8 +92,28 @@ def _newton_minimiser(X: torch.Tensor, y: torch.Tensor, iterations: int = 100) -
 def logistic(ctx: Context, samples: int = 1000, features: int = 20, label_noise: float = 0.1,
              scale: float = 2.0,
              dtype: Literal["float32", "float64"] = "float32") -> Logistic:
-    """Gaussian features, labels from a random true weight vector, a fraction flipped so the
-    classes overlap and the minimum is finite; w starts at 0."""
+    """Binary logistic regression on seeded Gaussian features, with some labels flipped.
+
+    Labels come from a random true weight vector, a fraction flipped so the classes overlap
+    and the minimum is finite; w starts at 0.
+
+    The loss is the mean binary cross-entropy over the samples, convex, with a closed-form
+    Hessian; its minimiser w* is found once by Newton's method in float64. A cell's batch_size
+    draws minibatches from the samples (none: full-batch gradient descent).
+
+    Args:
+        samples: n ≥ 2, the number of synthetic examples, the whole training set. Keep n well
+            above `features`: n points in p + 1 dimensions are often linearly separable despite
+            the flipped labels (always when n ≤ p + 1), and then no finite minimiser exists.
+        features: p ≥ 1, the number of standard-Gaussian features per example; a constant 1 is
+            appended as a bias column, so w and the Hessian have p + 1 rows.
+        label_noise: 0 < q < 0.5, the probability with which each label is flipped from the
+            true linear classifier's, so that the classes overlap.
+        scale: the true weight vector is scale · N(0, I)/√p. Labels take only the sign of xᵀw
+            (before flipping), so every positive scale gives the same data set.
+        dtype: the floating-point type of the data, w and the arithmetic (w* is computed in
+            float64 either way).
+    """
     if samples < 2 or features < 1:
         raise ValueError("logistic needs samples >= 2 and features >= 1")
     if not 0 < label_noise < 0.5:

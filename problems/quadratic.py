@@ -56,7 +56,31 @@ def quadratic(ctx: Context, dim: int = 2, kappa: float = 10.0,
               eigenvalues: list[float] | None = None, rotate: bool = True,
               x0: list[float] | None = None, noise: float = 0.0,
               dtype: Literal["float32", "float64"] = "float32") -> Quadratic:
-    """½ xᵀAx with eigenvalues log-spaced from 1/kappa to 1 (or given), rotated by a seeded basis."""
+    """½ xᵀAx with eigenvalues log-spaced from 1/kappa to 1 (or given), rotated by a seeded basis.
+
+    The lecture notes' zig-zag problem: with a high condition number the loss is steep along
+    one axis and shallow along another. The minimum is f = 0 at x = 0; the Hessian is A.
+
+    Args:
+        dim: d ≥ 1, the number of coordinates (the size of x and of A). Ignored when
+            `eigenvalues` is given; d = 1 has the single eigenvalue 1, whatever `kappa` is.
+        kappa: the condition number κ = L/μ = λ_max/λ_min ≥ 1 of A (the notes' "condition
+            number"); the d eigenvalues are log-spaced in [1/κ, 1], so L = 1 and μ = 1/κ.
+            Ignored when `eigenvalues` is given.
+        eigenvalues: the spectrum λ of A itself, a non-empty list of positive numbers; it
+            replaces `dim` and `kappa` (d is its length, κ its max/min ratio).
+        rotate: true: A = Q diag(λ) Qᵀ with Q a random orthogonal matrix drawn from the seed, so
+            the steep and shallow directions are not the coordinate axes; false: A = diag(λ),
+            axis-aligned, which per-coordinate methods (AdaGrad, RMSProp, Adam) can exploit.
+        x0: the starting point, d numbers; when omitted, a point drawn from the seed uniformly
+            on the unit sphere ‖x‖ = 1.
+        noise: σ ≥ 0, the standard deviation of the gradient noise: each step the gradient
+            Ax gets a fresh ξ ~ N(0, σ²I) (the loss is ½xᵀAx + ξᵀx), standing in for the notes'
+            noisy minibatch gradients; every closure call of one step sees the same ξ. 0 is
+            exact, deterministic gradients. The recorded train_loss is the noise-free f(x).
+        dtype: the floating-point type of x, A and the arithmetic; float64 to follow the loss
+            below float32's resolution (e.g. to targets like 1e-8, or Newton's steps).
+    """
     if eigenvalues is not None:
         if not eigenvalues or min(eigenvalues) <= 0:
             raise ValueError("eigenvalues must be a non-empty list of positive numbers")

@@ -43,7 +43,31 @@ def saddle(ctx: Context, dim: int = 2, negative: int = 1,
            kind: Literal["quadratic", "monkey"] = "quadratic", start_radius: float = 1e-3,
            escape_radius: float = 1.0, x0: list[float] | None = None,
            dtype: Literal["float32", "float64"] = "float32") -> Saddle:
-    """A saddle point at the origin; the start is drawn on a sphere of `start_radius` around it."""
+    """A saddle point at the origin; the start is drawn on a sphere of `start_radius` around it.
+
+    The notes' saddle point: the gradient vanishes there but it is no minimum, so gradient
+    descent started near it stalls before it leaves. f is unbounded below; the metrics are
+    `dist_to_saddle` (‖x‖) and `escaped`.
+
+    Args:
+        dim: d, the number of coordinates: at least 2 for `kind: quadratic` (a high-dimensional
+            saddle for large d), exactly 2 for `kind: monkey`.
+        negative: the number of descending directions, 1 ≤ negative ≤ d − 1: the last
+            `negative` coordinates enter f with a minus sign (x² − y² is dim 2, negative 1).
+            Ignored by `kind: monkey`.
+        kind: quadratic: f = Σ sᵢxᵢ² with d − negative signs +1 and `negative` signs −1, a
+            non-degenerate saddle whose Hessian diag(2sᵢ) has eigenvalues ±2; monkey: the monkey
+            saddle x³ − 3xy², degenerate (its Hessian at the origin is 0, three valleys lead
+            down), so curvature gives no direction of escape there.
+        start_radius: > 0, the distance from the saddle point to the start, in a direction drawn
+            from the seed; smaller starts closer, where the gradient is smaller and the stall
+            longer. Ignored when `x0` is given.
+        escape_radius: > 0, the iterate counts as escaped (`escaped` = 1) once ‖x‖ exceeds it;
+            with `target: {escaped: 1}` the step of escape is recorded.
+        x0: the starting point, d numbers, instead of a random one at `start_radius`; exactly 0
+            is the saddle itself, where the gradient is 0 and gradient methods never move.
+        dtype: the floating-point type of x and the arithmetic.
+    """
     check_positive(start_radius=start_radius, escape_radius=escape_radius)
     if kind == "monkey":
         if dim != 2:

@@ -56,7 +56,32 @@ def toy_mlp(ctx: Context, inputs: list[list[float]] = ((0, 0), (0, 1), (1, 0), (
             hidden: list[int] = (4,), activation: models.ActivationName = "tanh",
             output: Literal["none", "sigmoid"] = "none",
             loss: Literal["cross_entropy", "squared_error"] = "cross_entropy") -> ToyMLP:
-    """Examples as rows of `inputs`, one-hot or real-valued rows of `targets` (default: XOR)."""
+    """Examples as rows of `inputs`, one-hot or real-valued rows of `targets` (default: XOR).
+
+    Trained full batch on every example (a cell's batch_size does not apply). The notes' 2-2-2
+    backpropagation example is inputs [[0.05, 0.10]], targets [[0.01, 0.99]], hidden [2],
+    activation sigmoid, output sigmoid, loss squared_error (its weights w₁ = 0.15 … are not
+    set here). train_accuracy counts the examples whose largest output is at the target
+    row's largest entry.
+
+    Args:
+        inputs: the examples, one row of numbers per example, all rows the same length (the
+            number of input units).
+        targets: one row per example, in the order of `inputs`, all rows the same length (the
+            number of output units): one-hot rows for classes, or real values to fit with
+            `loss: squared_error`.
+        hidden: the widths of the hidden layers, one positive integer per layer; [] is a
+            single linear layer.
+        activation: the nonlinearity after each hidden layer: sigmoid, tanh, relu, leaky_relu
+            (slope 0.01), elu, maxout (each unit the max of 2 linear pieces).
+        output: none: the last layer's outputs are used as they are (logits); sigmoid: they go
+            through a sigmoid, as the notes' worked example's out_o = σ(net_o) (meant for
+            `loss: squared_error`).
+        loss: cross_entropy: softmax cross-entropy against the index of each target row's
+            largest entry (real-valued targets count only as that class); squared_error: the
+            notes' ½Σ(target − out)², summed over outputs and averaged over examples (their
+            "total error" E_total for one example).
+    """
     x = torch.tensor(inputs, dtype=torch.float32, device=ctx.device)
     y = torch.tensor(targets, dtype=torch.float32, device=ctx.device)
     if x.ndim != 2 or y.ndim != 2 or len(x) != len(y):

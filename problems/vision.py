@@ -107,7 +107,32 @@ def _build(ctx: Context, data: str, subset, validation, test_subset, make_model,
 def logreg(ctx: Context, data: Data = "mnist", subset: int | None = None, validation: int = 0,
            test_subset: int | None = None, loss: Loss = "cross_entropy",
            margin: float = 1.0) -> ImageClassifier:
-    """Softmax (or SVM, with hinge loss) regression on the pixels."""
+    """Softmax (or SVM, with hinge loss) regression on the pixels.
+
+    One linear layer from the flattened, normalised pixels to the 10 class scores.
+
+    Args:
+        data: the data set, 10 classes each: mnist (digits), fashion-mnist (clothing, 28×28
+            greyscale like MNIST), cifar10 (32×32 colour images). Looked for in the spec's
+            data_dir first, then the usual places (`bench data fetch`); never downloaded in a run.
+        subset: the number of training images to train on, ≥ 1, drawn per seed with the
+            class proportions kept, from the images not held out by `validation`; none: all of
+            them. Pixels are normalised by this subset's per-channel mean and std (the notes'
+            zero-centering and normalization), on every split. train_loss and train_accuracy
+            are measured on at most 10,000 of these images.
+        validation: the number of training images held out, ≥ 0, drawn per seed with the class
+            proportions kept: never trained on, they give the val_loss and val_accuracy metrics
+            (for early stopping on validation loss). 0: no validation split. subset + validation
+            must fit in the training set.
+        test_subset: the number of test images the test metrics use, ≥ 1, drawn per seed with
+            the class proportions kept; none: the whole test set.
+        loss: cross_entropy: softmax cross-entropy on the logits (the notes' softmax
+            classifier); hinge: the notes' multiclass SVM loss Σ_{j≠y} max(0, s_j − s_y + Δ),
+            averaged over examples; mse: the squared error between the logits and the one-hot
+            label, averaged over examples and classes.
+        margin: Δ > 0, the hinge loss's margin: a wrong class costs until the true class's
+            score exceeds it by Δ. Used only with `loss: hinge`.
+    """
     return _build(ctx, data, subset, validation, test_subset,
                   lambda c, s, k: models.mlp(c * s * s, [], k, "relu"), loss, margin, "relu")
 
@@ -116,7 +141,38 @@ def mlp(ctx: Context, data: Data = "mnist", hidden: list[int] = (256, 256),
         activation: Activation = "relu", batch_norm: bool = False, subset: int | None = None,
         validation: int = 0, test_subset: int | None = None, loss: Loss = "cross_entropy",
         margin: float = 1.0) -> ImageClassifier:
-    """A multilayer perceptron on the flattened pixels."""
+    """A multilayer perceptron on the flattened pixels.
+
+    Linear → (BatchNorm) → activation per hidden layer, then a linear layer to the class scores.
+
+    Args:
+        data: the data set, 10 classes each: mnist (digits), fashion-mnist (clothing, 28×28
+            greyscale like MNIST), cifar10 (32×32 colour images). Looked for in the spec's
+            data_dir first, then the usual places (`bench data fetch`); never downloaded in a run.
+        hidden: the widths of the hidden layers, one positive integer per layer; [] is softmax
+            regression (the same network as `logreg`).
+        activation: the nonlinearity after each hidden layer: sigmoid, tanh, relu, leaky_relu
+            (slope 0.01), elu, maxout (each unit the max of 2 linear pieces).
+        batch_norm: insert batch normalization between each hidden layer's Linear and its
+            activation (the notes' batch normalization).
+        subset: the number of training images to train on, ≥ 1, drawn per seed with the
+            class proportions kept, from the images not held out by `validation`; none: all of
+            them. Pixels are normalised by this subset's per-channel mean and std (the notes'
+            zero-centering and normalization), on every split. train_loss and train_accuracy
+            are measured on at most 10,000 of these images.
+        validation: the number of training images held out, ≥ 0, drawn per seed with the class
+            proportions kept: never trained on, they give the val_loss and val_accuracy metrics
+            (for early stopping on validation loss). 0: no validation split. subset + validation
+            must fit in the training set.
+        test_subset: the number of test images the test metrics use, ≥ 1, drawn per seed with
+            the class proportions kept; none: the whole test set.
+        loss: cross_entropy: softmax cross-entropy on the logits (the notes' softmax
+            classifier); hinge: the notes' multiclass SVM loss Σ_{j≠y} max(0, s_j − s_y + Δ),
+            averaged over examples; mse: the squared error between the logits and the one-hot
+            label, averaged over examples and classes.
+        margin: Δ > 0, the hinge loss's margin: a wrong class costs until the true class's
+            score exceeds it by Δ. Used only with `loss: hinge`.
+    """
     return _build(ctx, data, subset, validation, test_subset,
                   lambda c, s, k: models.mlp(c * s * s, list(hidden), k, activation, batch_norm),
                   loss, margin, activation)
@@ -126,7 +182,36 @@ def cnn(ctx: Context, data: Data = "mnist", arch: Literal["lenet", "3c3d"] = "le
         activation: Activation = "relu", subset: int | None = None, validation: int = 0,
         test_subset: int | None = None, loss: Loss = "cross_entropy",
         margin: float = 1.0) -> ImageClassifier:
-    """A convolutional network: LeNet-style, or DeepOBS's 3c3d (made for CIFAR-10)."""
+    """A convolutional network: LeNet-style, or DeepOBS's 3c3d (made for CIFAR-10).
+
+    Args:
+        data: the data set, 10 classes each: mnist (digits), fashion-mnist (clothing, 28×28
+            greyscale like MNIST), cifar10 (32×32 colour images). Looked for in the spec's
+            data_dir first, then the usual places (`bench data fetch`); never downloaded in a run.
+        arch: lenet: conv5×5(32) → pool → conv5×5(64) → pool → FC 512 → FC 10; 3c3d:
+            DeepOBS's three convolutions (5×5 64, 3×3 96, 3×3 128, each max-pooled) and three
+            fully connected layers (512, 256, 10).
+        activation: the nonlinearity after each convolution and hidden fully connected layer:
+            sigmoid, tanh, relu, leaky_relu (slope 0.01) or elu; maxout is not built for
+            convolutions: it gives relu.
+        subset: the number of training images to train on, ≥ 1, drawn per seed with the
+            class proportions kept, from the images not held out by `validation`; none: all of
+            them. Pixels are normalised by this subset's per-channel mean and std (the notes'
+            zero-centering and normalization), on every split. train_loss and train_accuracy
+            are measured on at most 10,000 of these images.
+        validation: the number of training images held out, ≥ 0, drawn per seed with the class
+            proportions kept: never trained on, they give the val_loss and val_accuracy metrics
+            (for early stopping on validation loss). 0: no validation split. subset + validation
+            must fit in the training set.
+        test_subset: the number of test images the test metrics use, ≥ 1, drawn per seed with
+            the class proportions kept; none: the whole test set.
+        loss: cross_entropy: softmax cross-entropy on the logits (the notes' softmax
+            classifier); hinge: the notes' multiclass SVM loss Σ_{j≠y} max(0, s_j − s_y + Δ),
+            averaged over examples; mse: the squared error between the logits and the one-hot
+            label, averaged over examples and classes.
+        margin: Δ > 0, the hinge loss's margin: a wrong class costs until the true class's
+            score exceeds it by Δ. Used only with `loss: hinge`.
+    """
     build = models.ARCHITECTURES[arch]
     return _build(ctx, data, subset, validation, test_subset,
                   lambda c, s, k: build(c, s, k, activation), loss, margin, activation)
