@@ -108,8 +108,61 @@ def test_pool_of_two_workers_matches_inline_run(write_spec, cli, tmp_path):
     assert {k: strip(v) for k, v in pool.items()} == {k: strip(v) for k, v in inline.items()}
 
 
+def _strict_json(text: str):
+    """json.loads that refuses the NaN / Infinity / -Infinity constants Python would accept."""
+    def refuse(constant):
+        raise ValueError(f"non-standard JSON constant {constant}")
+    return json.loads(text, parse_constant=refuse)
+
+
+# The first SGD step overflows: x1 = x0 − 1e308·∇f(x0) = (−inf, +inf), recorded by the
+# trajectory measure before the next step's infinite loss marks the cell diverged at step 1.
+OVERFLOW = """
+name: t
+seeds: [0]
+defaults: {budget: {steps: 40, eval_every: 10}}
+experiments:
+  e:
+    problem: {name: quadratic, eigenvalues: [1.0, 2.0], rotate: false, x0: [10.0, -10.0],
+              dtype: float64}
+    optimizer: [{name: sgd, lr: 1.0e+308}, {name: adam, lr: 0.05}]
+    measures: [trajectory]
+"""
+
+
 def test_result_files_are_valid_json_without_nan(write_spec, cli, tmp_path):
-    spec = write_spec(SPEC.replace("lr: 0.5", "lr: 30.0"))
-    cli("run", spec, "--workers", "1", "--no-report")
-    for path in (tmp_path / "results" / "t" / "cells").glob("*.json"):
-        json.loads(path.read_text(), parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))
+    assert cli("run", write_spec(OVERFLOW), "--workers", "1", "--no-report") == 0
+    files = sorted((tmp_path / "results" / "t" / "cells").glob("*.json"))
+    assert len(files) == 2                                  # one per cell, nothing else
+    parsed = {}
+    for path in files:
+        text = path.read_text()
+        assert "NaN" not in text and "Infinity" not in text, path.name
+        result = _strict_json(text)
+        assert path.stem == result["id"]
+        parsed[result["cell"]["optimizer"]["name"]] = result
+    sgd, adam = parsed["sgd"], parsed["adam"]
+    assert sgd["status"] == "diverged" and sgd["summary"]["diverged_at"] == 1
+    assert [h["step"] for h in sgd["history"]] == [0]
+    assert sgd["history"][0]["train_loss"] == 150.0            # ½(1·10² + 2·10²)
+    points = sgd["summary"]["measures"]["trajectory"]["points"]
+    assert points == [[10.0, -10.0], [None, None]]            # (−inf, +inf) stored as null
+    assert adam["status"] == "ok" and [h["step"] for h in adam["history"]] == [0, 10, 20, 30, 40]
+    assert all(isinstance(p, float) for pt in adam["summary"]["measures"]["trajectory"]["points"]
+               for p in pt)
+
+
+def test_store_writes_non_finite_floats_as_null(tmp_path):
+    """Any NaN or ±inf anywhere in a Result (nested in history, summary, measures) is null."""
+    store = Store(tmp_path / "r")
+    nan, inf = float("nan"), float("inf")
+    result = {"id": "abc", "status": "diverged", "cell": {"budget": {"time_limit": inf}},
+              "history": [{"step": 0, "train_loss": 1.5}, {"step": 1, "train_loss": nan}],
+              "summary": {"best": -inf, "measures": {"points": [[1.0, inf], (nan, 2.0)]}}}
+    store.write(result)
+    text = (tmp_path / "r" / "cells" / "abc.json").read_text()
+    assert _strict_json(text) == {
+        "id": "abc", "status": "diverged", "cell": {"budget": {"time_limit": None}},
+        "history": [{"step": 0, "train_loss": 1.5}, {"step": 1, "train_loss": None}],
+        "summary": {"best": None, "measures": {"points": [[1.0, None], [None, 2.0]]}}}
+    assert store.statuses() == {"abc": "diverged"}

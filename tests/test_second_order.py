@@ -9,18 +9,20 @@ import pytest
 import torch
 
 from bench import optimizers
+from bench.cell import Cell  # the one internal this file builds cells with (Cell.build)
 from bench.objective import Objective
-from bench.plan import Cell
 from bench.theory import measured_rate, predicted_rate
 from bench.train import run_cell
 from problems import PROBLEMS
 from problems.base import Context
 
 
-def cell(problem: dict, optimizer: dict, steps=50, batch_size=None, **budget) -> Cell:
-    return Cell("t", problem, optimizer, {"name": "constant", "params": {}},
-                {"name": "default", "params": {}}, {"name": "none", "params": {}}, batch_size, 0,
-                {"steps": steps, "eval_every": 1, **budget})
+def cell(problem: dict, optimizer: dict, steps=50, batch_size=None, measures=(), axes=None,
+         **budget) -> Cell:
+    """A cell evaluated at every step, seed 0; other axes at their defaults unless `axes`."""
+    return Cell.build("t", {"steps": steps, "eval_every": 1, **budget}, tuple(measures),
+                      problem=problem, optimizer=optimizer, batch_size=batch_size, seed=0,
+                      **(axes or {}))
 
 
 QUAD10 = {"name": "quadratic", "params": {"dim": 10, "kappa": 100.0, "dtype": "float64"}}
@@ -70,11 +72,10 @@ def test_adam_without_bias_correction_takes_the_predicted_first_step():
                                                "x0": [1.0, 1.0], "dtype": "float64"}}
     for correct, expected in ((True, lambda g: lr * g.sign()),
                               (False, lambda g: lr * (1 - b1) * g / ((1 - b2) ** 0.5 * g.abs() + eps))):
-        out = run_cell(Cell("t", problem, {"name": "adam", "params": {
-            "lr": lr, "bias_correction": correct}}, {"name": "constant", "params": {}},
-            {"name": "default", "params": {}}, {"name": "none", "params": {}}, None, 0,
-            {"steps": 1, "eval_every": 1}, ("trajectory",)))
-        x0, x1 = (torch.tensor(p, dtype=torch.float64) for p in out.measures["trajectory"])
+        out = run_cell(cell(problem, {"name": "adam", "params": {
+            "lr": lr, "bias_correction": correct}}, steps=1, measures=("trajectory",)))
+        x0, x1 = (torch.tensor(p, dtype=torch.float64)
+                  for p in out.measures["trajectory"]["points"])
         g = torch.tensor([1.0, 0.1], dtype=torch.float64)
         assert torch.allclose(x0 - x1, expected(g), rtol=1e-9)
     assert (1 - b1) / (1 - b2) ** 0.5 == pytest.approx(3.162, rel=1e-3)   # the notes' "too large"
@@ -141,46 +142,117 @@ def test_state_dict_round_trip_continues_identically(name, params):
         getattr(opt, "close", lambda: None)()
 
 
-class CountingQuadratic:
-    """Wraps a problem's loss to count the calls the suite cannot see into."""
+class CountingProblem:
+    """Counts, from outside the suite's Objective, what the optimizer made autograd do on a
+    problem with one parameter tensor x:
 
-    def __init__(self, problem):
-        self.problem, self.calls = problem, 0
-        self.grad_hooks = 0
-        problem.x.register_hook(self._hook)
-        self._loss = problem.loss
-        problem.loss = self.loss
+    - function evaluations: calls of the problem's training forward pass;
+    - gradients: first-order backward passes. They start at the loss, so a hook on the
+      forward's output fires before x's hook in the same pass;
+    - Hessian-vector products: backward passes reaching x that do not start at the loss
+      (double backward through a gradient with its graph), one vector at a time;
+    - Hessians: a closed-form `problem.hessian` that returned a matrix, or one batched
+      (`is_grads_batched`) double backward giving all n rows at once.
+    """
 
-    def loss(self, batch):
-        self.calls += 1
-        return self._loss(batch)
+    def __init__(self, problem, monkeypatch):
+        (x,) = problem.parameters()
+        self.problem, self.counts = problem, Counter()
+        self._from_loss = 0       # loss hooks fired whose x hook is still to come
+        self._batched = False     # inside torch.autograd.grad(..., is_grads_batched=True)
+        forward, hessian = problem.forward, problem.hessian
 
-    def _hook(self, grad):
-        self.grad_hooks += 1
-        return grad
+        def counted_forward(inputs):
+            out = forward(inputs)
+            self.counts["function"] += 1
+            if out.requires_grad:
+                out.register_hook(self._loss_hook)
+            return out
+
+        def counted_hessian(batch=None):
+            matrix = hessian(batch)
+            if matrix is not None:
+                self.counts["hessian"] += 1
+            return matrix
+        problem.forward, problem.hessian = counted_forward, counted_hessian
+        x.register_hook(self._x_hook)
+        grad = torch.autograd.grad
+
+        def counted_grad(*args, **kwargs):
+            self._batched = bool(kwargs.get("is_grads_batched"))
+            try:
+                return grad(*args, **kwargs)
+            finally:
+                self._batched = False
+        monkeypatch.setattr(torch.autograd, "grad", counted_grad)
+
+    def _loss_hook(self, grad):
+        self._from_loss += 1
+
+    def _x_hook(self, grad):
+        if self._from_loss:
+            self._from_loss -= 1
+            self.counts["gradient"] += 1
+        elif self._batched:
+            self.counts["hessian"] += 1
+        else:
+            self.counts["hvp"] += 1
 
 
-@pytest.mark.parametrize("name, params", [("sgd", {"lr": 1e-3}), ("newton", {}),
-                                          ("newton", {"line_search": "backtracking"}),
-                                          ("newton_cg", {}), ("bfgs", {}),
-                                          ("bfgs", {"line_search": "exact"}), ("lbfgs", {}),
-                                          ("scipy_newton_cg", {}), ("scipy_trust_exact", {}),
-                                          ("nesterov_lookahead", {"lr": 1e-4})])
-def test_evaluation_counts_match_an_instrumented_problem(name, params, monkeypatch):
+ROSENBROCK = {"name": "rosenbrock", "params": {"dtype": "float64"}}
+QUAD4 = {"name": "quadratic", "params": {"dim": 4, "kappa": 10.0, "dtype": "float64"}}
+STEPS = 7
+SOME = "some"   # at least one; the exact number depends on the line search or CG
+COUNT_CASES = [  # problem, optimizer, params, expected gradients, HVPs and Hessians
+    (ROSENBROCK, "sgd", {"lr": 1e-3}, {"gradient": STEPS, "hvp": 0, "hessian": 0}),
+    (ROSENBROCK, "nesterov_lookahead", {"lr": 1e-4}, {"gradient": STEPS, "hvp": 0, "hessian": 0}),
+    # Newton: one gradient (with graph) and one autograd Hessian per step, no HVP
+    (ROSENBROCK, "newton", {}, {"gradient": STEPS, "hvp": 0, "hessian": STEPS}),
+    (ROSENBROCK, "newton", {"line_search": "backtracking"}, {"hvp": 0, "hessian": STEPS}),
+    # on a quadratic the Hessian is the problem's closed form, still one per step
+    (QUAD4, "newton", {}, {"gradient": STEPS, "hvp": 0, "hessian": STEPS}),
+    (ROSENBROCK, "newton_cg", {}, {"gradient": STEPS, "hvp": SOME, "hessian": 0}),
+    (ROSENBROCK, "bfgs", {}, {"hvp": 0, "hessian": 0}),
+    (ROSENBROCK, "bfgs", {"line_search": "exact"}, {"hvp": SOME, "hessian": 0}),
+    (ROSENBROCK, "lbfgs", {}, {"hvp": 0, "hessian": 0}),
+    (ROSENBROCK, "scipy_newton_cg", {}, {"hvp": SOME, "hessian": 0}),
+    (ROSENBROCK, "scipy_trust_exact", {}, {"hvp": 0, "hessian": SOME}),
+]
+
+
+@pytest.mark.parametrize("problem, name, params, expected", COUNT_CASES,
+                         ids=[f"{p['name']}-{n}{o or ''}" for p, n, o, _ in COUNT_CASES])
+def test_evaluation_counts_match_an_instrumented_problem(problem, name, params, expected,
+                                                         monkeypatch):
     seen = []
-    real = PROBLEMS.get("rosenbrock").factory
+    entry = PROBLEMS.get(problem["name"])
+    real = entry.factory
 
     def instrumented(ctx, **kw):
-        seen.append(CountingQuadratic(real(ctx, **kw)))
+        seen.append(CountingProblem(real(ctx, **kw), monkeypatch))
         return seen[-1].problem
-    monkeypatch.setattr(PROBLEMS.get("rosenbrock"), "factory", instrumented)
-    out = run_cell(cell({"name": "rosenbrock", "params": {"dtype": "float64"}},
-                        {"name": name, "params": params}, steps=7))
+    monkeypatch.setattr(entry, "factory", instrumented)
+    out = run_cell(cell(problem, {"name": name, "params": params}, steps=STEPS))
     assert out.status == "ok", out.error
-    last, spy = out.history[-1], seen[0]
-    assert last["function_evals"] == spy.calls > 0
-    # every backward pass reaching x is a gradient, a Hessian-vector product or a Hessian
-    assert spy.grad_hooks == last["gradient_evals"] + last["hvp_evals"] + last["hessian_evals"]
+    assert len(seen) == 1 and out.steps == STEPS
+    last, spy = out.history[-1], seen[0].counts
+    # each count on its own against the instrumented problem
+    assert last["function_evals"] == spy["function"] >= STEPS
+    assert last["gradient_evals"] == spy["gradient"] >= STEPS
+    assert last["hvp_evals"] == spy["hvp"]
+    assert last["hessian_evals"] == spy["hessian"]
+    # and against what the method must do
+    for kind, want in expected.items():
+        got = last[f"{kind}_evals"]
+        assert got >= 1 if want == SOME else got == want, (kind, got, want)
+    # the history counts up: each entry is the count after that many steps
+    for field in ("function_evals", "gradient_evals", "hvp_evals", "hessian_evals"):
+        values = [h[field] for h in out.history]
+        assert values[0] == 0 and values == sorted(values), field
+    n = 2 if problem is ROSENBROCK else 4
+    assert last["grad_equivalents"] == pytest.approx(
+        spy["gradient"] + 0.5 * (spy["function"] - spy["gradient"])
+        + 2.0 * (spy["hvp"] + n * spy["hessian"]))
 
 
 @pytest.mark.parametrize("kappa", [10.0, 100.0])
@@ -267,10 +339,8 @@ def test_closed_form_hessians_equal_autograd(name, params):
 def test_regularized_newton_uses_the_penalized_hessian():
     """With a penalty the closed form no longer holds: Newton must still land in one step."""
     problem = {"name": "quadratic", "params": {"dim": 4, "kappa": 10.0, "dtype": "float64"}}
-    out = run_cell(Cell("t", problem, {"name": "newton", "params": {}},
-                        {"name": "constant", "params": {}}, {"name": "default", "params": {}},
-                        {"name": "l2", "params": {"strength": 0.5}}, None, 0,
-                        {"steps": 2, "eval_every": 1}))
+    out = run_cell(cell(problem, {"name": "newton", "params": {}}, steps=2,
+                        axes={"regularizer": {"name": "l2", "params": {"strength": 0.5}}}))
     # the minimiser of ½xᵀAx + 0.5‖x‖² is still 0; one exact Newton step reaches it
     assert out.history[1]["dist_to_opt"] < 1e-12
 
@@ -278,9 +348,8 @@ def test_regularized_newton_uses_the_penalized_hessian():
 def test_newton_on_a_singular_hessian_falls_back_to_the_gradient():
     """Zero weights make the Hessian of a tanh network singular: the step must not crash."""
     problem = {"name": "toy_mlp", "params": {"activation": "tanh"}}
-    out = run_cell(Cell("t", problem, {"name": "newton", "params": {"line_search": "backtracking"}},
-                        {"name": "constant", "params": {}}, {"name": "zeros", "params": {}},
-                        {"name": "none", "params": {}}, None, 0, {"steps": 3, "eval_every": 1}))
+    out = run_cell(cell(problem, {"name": "newton", "params": {"line_search": "backtracking"}},
+                        steps=3, axes={"init": {"name": "zeros", "params": {}}}))
     assert out.status == "ok", out.error
 
 
@@ -292,14 +361,14 @@ def test_scipy_thread_is_released_when_a_cell_fails(monkeypatch):
     def failing(ctx, **kw):
         problem = real(ctx, **kw)
         calls = {"n": 0}
-        loss = problem.loss
+        forward = problem.forward      # the training loss's forward pass
 
-        def flaky(batch):
+        def flaky(inputs):
             calls["n"] += 1
             if calls["n"] > 5:
                 raise RuntimeError("the model broke")
-            return loss(batch)
-        problem.loss = flaky
+            return forward(inputs)
+        problem.forward = flaky
         return problem
     monkeypatch.setattr(PROBLEMS.get("quadratic"), "factory", failing)
     for _ in range(3):
