@@ -12,6 +12,7 @@ from pathlib import Path
 from tabulate import tabulate
 
 from bench import describe
+from bench.cell import CHOICE_AXES
 from bench.progress import Progress
 from bench.results import FINISHED, Store
 from bench.spec import load_spec
@@ -61,13 +62,12 @@ def _spec_args(p: argparse.ArgumentParser) -> None:
                         "keys experiment, id, problem, optimizer, optimizer.lr, seed, …")
 
 
-KINDS = {"problems": "problem", "optimizers": "optimizer", "schedules": "schedule",
-         "inits": "init", "regularizers": "regularizer", "measures": "measure"}
+KINDS = {f"{a}s": a for a in CHOICE_AXES} | {"measures": "measure"}   # bench list KIND
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    if args.command == "list" and args.spec in KINDS and not Path(args.spec).exists():
+    if args.command == "list" and args.spec in KINDS and not Path(args.spec).is_file():
         return cmd_list_kind(args.spec)
     if args.command == "report":
         return cmd_report(args)

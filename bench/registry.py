@@ -1,4 +1,4 @@
-"""One Registry class for problems, optimizers, inits, regularizers and schedules.
+"""One Registry class for problems, optimizers, inits, regularizers, schedules and measures.
 
 A registered factory's signature *is* its YAML schema: `bind` checks a choice's
 parameters against it (names, required keys, simple types) before anything runs.
@@ -44,9 +44,12 @@ class Entry:
         function `unsuitable(problem, **params)` attached to a factory function."""
         if self.rule is not None:
             return self.rule(problem, **params)
-        if inspect.isclass(self.factory) and callable(getattr(self.factory, "unsuitable", None)):
+        own = getattr(self.factory, "unsuitable", None)
+        if not callable(own):
+            return None
+        if inspect.isclass(self.factory):
             return self.factory(**params).unsuitable(problem)
-        return None
+        return own(problem, **params)
 
 
     def parameters(self) -> list[Param]:

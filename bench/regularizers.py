@@ -51,9 +51,6 @@ class Regularizer:
         return (type(self).on_batch is not Regularizer.on_batch
                 or self.penalty(params) is not None)
 
-    def __call__(self, params: list[torch.Tensor]) -> torch.Tensor | None:
-        return self.penalty(params)
-
 
 def _weights(params: list[torch.Tensor]) -> list[torch.Tensor]:
     ranked = [p for p in params if p.dim() >= 2]

@@ -162,10 +162,6 @@ class Store:
                 out[cid] = status
         return out
 
-    def status(self, cell_id: str) -> str | None:
-        """One cell's status (None: not stored)."""
-        return self._head_status(cell_id)
-
     def _logged(self) -> dict[str, str]:
         out: dict[str, str] = {}
         try:

@@ -13,6 +13,7 @@ import math
 import time
 import traceback
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -21,7 +22,7 @@ from bench.cell import AXIS, Cell, metric_name, target_met
 from bench.measures import MEASURES, Probe
 from bench.objective import Objective, count_fields
 from bench.timing import Clock
-from problems.base import Context
+from problems.base import Context, Network
 
 EXPLODE_FACTOR = 1e6   # loss above this × max(1, |initial loss|) has diverged
 
@@ -69,6 +70,7 @@ def build(axis: str, choice: dict):
 class _Run:
     def __init__(self, cell: Cell, device: torch.device, data_dir: str | None = None):
         self.cell = cell
+        self.device = device
         self.generator = torch.Generator().manual_seed(cell.seed)
         ctx = Context(cell.seed, device, self.generator, cell.batch_size, data_dir)
         problem_entry = AXIS["problem"].entries().get(cell.problem["name"])
@@ -77,13 +79,15 @@ class _Run:
         self.regularizer = build("regularizer", cell.regularizer)
         self.regularizer.build(self.problem, self.generator)
         self.params = self.problem.parameters()
+        # the problem's closed-form Hessian holds only for its own loss, unaltered
+        self.exact_loss = not self.regularizer.alters_loss(self.params)
         self.optimizer = AXIS["optimizer"].entries().get(cell.optimizer["name"]).factory(
             self.params, **cell.optimizer["params"])
         self.schedule = build("schedule", cell.schedule)
         self.base_lrs = [g.get("lr", 1.0) for g in self.optimizer.param_groups]
-        measures = {m["name"]: MEASURES.get(m["name"]).factory(**m["params"])
-                    for m in cell.measures}
-        self.measures = {k: m for k, m in measures.items() if m.unsuitable(self.problem) is None}
+        self.measures = {m["name"]: MEASURES.get(m["name"]).factory(**m["params"])
+                         for m in cell.measures   # a measure applies where it suits
+                         if MEASURES.get(m["name"]).unsuitable(self.problem, m["params"]) is None}
         budget = cell.budget
         spe = self.problem.steps_per_epoch
         self.total = budget.get("steps") or max(1, math.ceil(budget["epochs"] * spe))
@@ -117,9 +121,7 @@ class _Run:
         return loss if penalty is None else loss + penalty
 
     def objective_for(self, batch) -> Objective:
-        # the problem's closed-form Hessian holds only for its own loss, unaltered
-        exact = not self.regularizer.alters_loss(self.params)
-        closed = (lambda: self.problem.hessian(batch)) if exact else None
+        closed = (lambda: self.problem.hessian(batch)) if self.exact_loss else None
         return Objective(lambda: self.training_loss(batch), self.params, self.counts, closed,
                          fixed_batch=batch is None)
 
@@ -224,7 +226,27 @@ class _Run:
 
     # -- observing -----------------------------------------------------------------------------
     def probe(self, step: int) -> Probe:
-        return Probe(self.problem, step, self.batch, self.problem.loss)
+        return Probe(self.problem, step, self.batch, self.measured_loss)
+
+    def measured_loss(self, batch) -> torch.Tensor:
+        """The problem's loss for measures: a network in eval mode (no dropout, no update of
+        batch-norm statistics), so that measuring never changes the training run."""
+        if not isinstance(self.problem, Network):
+            return self.problem.loss(batch)
+        model, was_training = self.problem.model, self.problem.model.training
+        inputs, targets = self.problem.inputs(batch)
+        model.eval()
+        try:
+            return self.problem.criterion(model(inputs), targets)
+        finally:
+            model.train(was_training)
+
+    @contextmanager
+    def measuring(self):
+        """Measures run off the clock, on a forked random state (nothing they draw shifts
+        the training run's random numbers)."""
+        with self.clock.paused(), torch.random.fork_rng(devices=_cuda_devices(str(self.device))):
+            yield
 
     def observe(self, step: int) -> None:
         active = [m for m in self.measures.values() if step == 0 or m.every_step]
@@ -236,6 +258,8 @@ class _Run:
 
     def record(self, step: int) -> dict:
         """Evaluate and append a history entry; an exploded loss diverges the run instead."""
+        if self.diverged_on_loss(force=True):   # a step's loss, not yet read, exploded
+            return {}
         seconds = self.clock.synced_seconds()
         with self.clock.paused(), torch.no_grad():
             metrics = self.problem.evaluate()
@@ -247,7 +271,7 @@ class _Run:
                  "seconds": seconds, "lr": self.optimizer.param_groups[0].get("lr"),
                  **count_fields(self.counts, self.dim), **metrics}
         if self.measures:
-            with self.clock.paused():
+            with self.measuring():
                 probe = self.probe(step)
                 for measure in self.measures.values():
                     entry.update(measure.at_evaluation(probe))
@@ -263,8 +287,9 @@ class _Run:
     def finish(self) -> Outcome:
         self.out.seconds = self.clock.synced_seconds()
         if self.measures:
-            probe = self.probe(self.out.steps)
-            for measure in self.measures.values():
-                measure.finish(probe)
+            with self.measuring():
+                probe = self.probe(self.out.steps)
+                for measure in self.measures.values():
+                    measure.finish(probe)
         self.out.measures = {name: m.result() for name, m in self.measures.items()}
         return self.out

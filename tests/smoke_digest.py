@@ -38,13 +38,34 @@ def _recorded(name: str, value):
     return value
 
 
+def machine() -> dict:
+    """What decides the last bits of float results: torch's version and the CPU's vector
+    kernels. Fingerprints from another machine agree in ids, statuses and steps only."""
+    import hashlib as _h
+    import platform
+
+    import torch
+    try:
+        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines()
+                     if line.startswith("flags"))
+    except (OSError, StopIteration):
+        flags = platform.processor()
+    return {"torch": torch.__version__, "capability": torch.backends.cpu.get_cpu_capability(),
+            "cpu_flags": _h.sha256(flags.encode()).hexdigest()[:16]}
+
+
 def digest(root: Path) -> dict:
+    return {"machine": machine(), "cells": cells(root)}
+
+
+def cells(root: Path) -> dict:
     out = {}
     for path in sorted(Path(root, "cells").glob("*.json")):
         result = json.loads(path.read_text())
         summary = dict(result["summary"])
         measures = summary.pop("measures", {})
         out[result["id"]] = {"status": result["status"],
+                             "steps": [h["step"] for h in result["history"]],
                              "history": _hash(result["history"]),
                              "summary": _hash(summary),
                              **{f"measure {k}": _hash(_recorded(k, v)) for k, v in measures.items()}}

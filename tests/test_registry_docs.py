@@ -38,3 +38,9 @@ def test_bench_list_names_parameters_and_defaults(cli, capsys):
     assert cli("list", "optimizers") == 0
     out = capsys.readouterr().out
     assert "    momentum = 0.9: " in out and "    max_params = 5000: " in out
+
+
+def test_bench_list_kind_where_a_folder_has_that_name(cli, capsys, tmp_path):
+    (tmp_path / "problems").mkdir()   # as in the repository's root
+    assert cli("list", "problems") == 0
+    assert "quadratic: " in capsys.readouterr().out

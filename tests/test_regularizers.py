@@ -39,4 +39,4 @@ def test_penalty_gradient_enters_the_step(reg, grad_r):
 def test_penalties_skip_biases_when_there_are_weights():
     weight, bias = torch.ones(2, 3), torch.ones(3)
     l2 = REGULARIZERS.get("l2").factory(strength=1.0)
-    assert l2([weight, bias]).item() == 6.0
+    assert l2.penalty([weight, bias]).item() == 6.0

@@ -28,9 +28,13 @@ def test_smoke_profile_runs_and_matches_the_golden_fingerprint(cli, tmp_path, ca
                "--no-report") == 0, capsys.readouterr().err
     golden = json.loads(GOLDEN.read_text())
     now = digest(out)
-    assert sorted(now) == sorted(golden)                      # the same cell ids
-    changed = {cid: [k for k in golden[cid] if golden[cid][k] != now[cid].get(k)]
-               for cid in golden}
-    assert {cid: ks for cid, ks in changed.items() if ks} == {}
-    statuses = [v["status"] for v in now.values()]
+    cells, expected = now["cells"], golden["cells"]
+    assert sorted(cells) == sorted(expected)                   # the same cell ids
+    statuses = [v["status"] for v in cells.values()]
     assert statuses.count("ok") == len(statuses) - 1 and statuses.count("diverged") == 1
+    # every number recorded agrees where the machine's float kernels are the golden's;
+    # elsewhere the last bits of long runs may differ, and the structure must still agree
+    same_machine = now["machine"] == golden["machine"]
+    changed = {cid: [k for k in (want if same_machine else ("status", "steps"))
+                     if want.get(k) != cells[cid].get(k)] for cid, want in expected.items()}
+    assert {cid: ks for cid, ks in changed.items() if ks} == {}

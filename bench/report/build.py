@@ -1,7 +1,7 @@
 """Write every table and figure of a results folder, and report.md linking them.
 
 Runs no model and imports no torch: everything comes from the Result files through the
-Store (the contour plots draw the grid of f that the trajectory measure stored).
+Store (the contour plots evaluate the landscape formula the trajectory measure stored).
 """
 from __future__ import annotations
 

@@ -206,7 +206,7 @@ def trajectories(panels: list[tuple[str, list[dict]]]) -> Figure:
     fig = Figure(figsize=(4.6 * cols, 4.2 * rows), layout="constrained")
     for i, (title, runs) in enumerate(panels):
         ax = fig.add_subplot(rows, cols, i + 1)
-        recorded = [r["summary"]["measures"]["trajectory"] for r in runs]
+        recorded = [_trajectory(r["summary"]["measures"]["trajectory"]) for r in runs]
         paths = [np.array(t["points"][:TRAJECTORY_STEPS + 1], dtype=float) for t in recorded]
         land = recorded[0]["landscape"] or {}
         star = None if land.get("x_star") is None else np.array(land["x_star"], dtype=float)
@@ -223,6 +223,12 @@ def trajectories(panels: list[tuple[str, list[dict]]]) -> Figure:
     handles, labels = ax.get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=min(4, len(labels)), fontsize=7)
     return fig
+
+
+def _trajectory(recorded) -> dict:
+    """A trajectory as stored; results written before it stored its landscape hold the
+    points alone (drawn without contours)."""
+    return recorded if isinstance(recorded, dict) else {"points": recorded, "landscape": None}
 
 
 def _view(paths: list[np.ndarray], star: list[np.ndarray]) -> np.ndarray:
