@@ -183,6 +183,10 @@ def _measures(exp: Experiment, issues: Issues) -> list[dict]:
         except (ValueError, TypeError) as exc:
             issues.add(exp.where(("measures", i)), f"measure '{choice.name}': {exc}")
             continue
+        if any(m["name"] == choice.name for m in out):
+            issues.add(exp.where(("measures", i)), f"measure '{choice.name}' is listed twice; "
+                       "a cell records each measure once")
+            continue
         defaults = bound.signature.parameters
         params = {k: v for k, v in choice.params.items() if v != defaults[k].default}
         out.append({"name": choice.name, "params": normalized(entry.factory, params)})

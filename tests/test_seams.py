@@ -180,6 +180,9 @@ def test_measure_parameters_in_a_spec(write_spec, cli, tmp_path, capsys):
     bad = write_spec(base.replace("[trajectory]", "[{name: trajectory, max_points: 1}]"))
     assert cli("validate", bad) == 2
     assert "spec.yaml:8:" in capsys.readouterr().err
+    twice = write_spec(base.replace("[trajectory]", "[trajectory, {name: trajectory}]"))
+    assert cli("validate", twice) == 2
+    assert "measure 'trajectory' is listed twice" in capsys.readouterr().err
 
 
 def test_cells_hash_bare_measures_as_before():
