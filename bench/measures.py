@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 
 from bench.objective import Objective
@@ -158,3 +159,106 @@ class ActivationStats(Measure):
         counts = torch.histc(values, bins=self.bins, min=lo, max=hi)
         return {"mean": float(values.mean()), "std": float(values.std()), "range": [lo, hi],
                 "counts": [int(c) for c in counts]}
+
+
+# ---- curvature: the geometry of the minimum (sharp against flat) ---------------------------
+def evaluation_batch(problem, samples: int):
+    """A fixed, seeded subset of `samples` training examples (the same at every evaluation
+    and for every cell of a problem); None for problems without data (their loss is f)."""
+    if problem.train_size is None:
+        return None
+    order = torch.randperm(problem.train_size, generator=torch.Generator().manual_seed(0))
+    device = problem.parameters()[0].device
+    return order[:min(samples, problem.train_size)].to(device)
+
+
+def loss_gradient(probe: Probe, samples: int):
+    """An Objective on the evaluation subset and ∇f with its graph, for Hessian products."""
+    objective = probe.objective(evaluation_batch(probe.problem, samples))
+    with torch.enable_grad():
+        loss = objective.loss(graph=True)
+        grad = objective.gradient(loss, create_graph=True)
+    return objective, grad
+
+
+@MEASURES.register("sharpness")
+@dataclass
+class Sharpness(Measure):
+    """The top eigenvalues of the training loss's Hessian, by Lanczos on Hessian products.
+
+    scipy's `eigsh` (ARPACK) runs on a LinearOperator whose products are double-backward
+    Hessian-vector products, started from a seeded vector so the result is reproducible.
+    Records `sharpness` (the largest) and, for k > 1, `sharpness_top_k` (largest first).
+
+    Args:
+        k: how many of the largest eigenvalues (≥ 1, fewer than the parameters).
+        samples: training examples the Hessian is taken on (a fixed, seeded subset).
+        tol: eigsh's relative accuracy (0: machine precision).
+        max_iter: eigsh's cap on Lanczos restarts; unconverged eigenvalues are recorded
+            as null.
+    """
+    k: int = 1
+    samples: int = 2048
+    tol: float = 1e-3
+    max_iter: int = 100
+
+    def __post_init__(self):
+        if self.k < 1 or self.samples < 1 or self.max_iter < 1 or not self.tol >= 0:
+            raise ValueError("sharpness needs k, samples and max_iter of at least 1 and tol >= 0")
+
+    def unsuitable(self, problem) -> str | None:
+        n = sum(p.numel() for p in problem.parameters())
+        if n <= self.k:
+            return f"sharpness with k={self.k} needs more than {self.k} parameters (has {n})"
+        return None
+
+    def at_evaluation(self, probe: Probe) -> dict:
+        from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
+        objective, grad = loss_gradient(probe, self.samples)
+        n = grad.numel()
+
+        def product(v):
+            vector = torch.as_tensor(v.ravel(), dtype=grad.dtype, device=grad.device)
+            return objective.hvp(grad, vector).detach().double().cpu().numpy()
+        operator = LinearOperator((n, n), matvec=product, dtype=np.float64)
+        start = np.random.default_rng(0).standard_normal(n)
+        try:
+            values = eigsh(operator, k=self.k, which="LA", tol=self.tol, maxiter=self.max_iter,
+                           v0=start, return_eigenvectors=False)
+        except ArpackNoConvergence as exc:
+            values = exc.eigenvalues
+        top = sorted((float(v) for v in values), reverse=True)
+        top += [None] * (self.k - len(top))
+        return {"sharpness": top[0]} | ({"sharpness_top_k": top} if self.k > 1 else {})
+
+
+@MEASURES.register("hessian_trace")
+@dataclass
+class HessianTrace(Measure):
+    """Hutchinson's estimate of the trace of the training loss's Hessian, E[vᵀHv].
+
+    v has independent ±1 entries (Rademacher), drawn from a seeded generator. Records
+    `hessian_trace` and its standard error `hessian_trace_se` over the probes.
+
+    Args:
+        probes: Hessian-vector products averaged (≥ 2).
+        samples: training examples the Hessian is taken on (a fixed, seeded subset).
+    """
+    probes: int = 100
+    samples: int = 2048
+
+    def __post_init__(self):
+        if self.probes < 2 or self.samples < 1:
+            raise ValueError("hessian_trace needs probes >= 2 and samples >= 1")
+
+    def at_evaluation(self, probe: Probe) -> dict:
+        objective, grad = loss_gradient(probe, self.samples)
+        generator = torch.Generator().manual_seed(0)
+        estimates = []
+        for _ in range(self.probes):
+            v = (torch.randint(0, 2, (grad.numel(),), generator=generator) * 2 - 1)
+            v = v.to(grad.dtype).to(grad.device)
+            estimates.append(float(v @ objective.hvp(grad, v)))
+        values = np.array(estimates)
+        return {"hessian_trace": float(values.mean()),
+                "hessian_trace_se": float(values.std(ddof=1) / np.sqrt(len(values)))}

@@ -35,6 +35,7 @@ class Problem(Protocol):
     accepts_batch_size: bool          # has data to batch (else a batch_size is an error)
     steps_per_epoch: int
     samples_per_step: int
+    train_size: int | None            # training examples a batch indexes (None: no data)
     cheap_metrics: frozenset          # metrics cheap enough to check after every step
 
     def parameters(self) -> list[torch.Tensor]: ...
@@ -64,6 +65,7 @@ class BaseProblem:
     accepts_batch_size = False
     steps_per_epoch = 1
     samples_per_step = 1
+    train_size: int | None = None
     cheap_metrics: frozenset = frozenset()
 
     def parameters(self) -> list[torch.Tensor]:

@@ -24,6 +24,7 @@ class Logistic(BaseProblem):
         self.X, self.y = X, y
         self.w = torch.nn.Parameter(w0)
         self.batches = EpochBatches(len(y), batch_size)
+        self.train_size = len(y)
         self.steps_per_epoch = self.batches.steps_per_epoch
         self.samples_per_step = self.batches.batch_size
         w_star = _newton_minimiser(X.double(), y.double())

@@ -36,6 +36,7 @@ class ImageClassifier(BaseProblem):
         self.model, self.data = model, data
         self.loss_kind, self.margin, self.activation = loss, margin, activation
         self.batches = EpochBatches(len(data.train.y), batch_size)
+        self.train_size = len(data.train.y)
         self.steps_per_epoch = self.batches.steps_per_epoch
         self.samples_per_step = self.batches.batch_size
         n = min(TRAIN_EVAL, len(data.train.y))
