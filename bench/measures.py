@@ -262,3 +262,46 @@ class HessianTrace(Measure):
         values = np.array(estimates)
         return {"hessian_trace": float(values.mean()),
                 "hessian_trace_se": float(values.std(ddof=1) / np.sqrt(len(values)))}
+
+
+@MEASURES.register("eps_sharpness")
+@dataclass
+class EpsSharpness(Measure):
+    """Keskar et al.'s ε-sharpness (their metric 2.1 in the full space, A = I).
+
+    φ = 100 · (max over y in C_ε of f(x + y) − f(x)) / (1 + f(x)), with the box
+    C_ε = {y : |yᵢ| ≤ ε(|xᵢ| + 1)}. The maximum is found by scipy's L-BFGS-B with those
+    bounds, from y = 0; the parameters are put back exactly afterwards. Records
+    `eps_sharpness`.
+
+    Args:
+        eps: ε > 0, the box's relative size.
+        max_iter: L-BFGS-B iterations for the inner maximisation.
+        samples: training examples f is taken on (a fixed, seeded subset).
+    """
+    eps: float = 1e-3
+    max_iter: int = 10
+    samples: int = 2048
+
+    def __post_init__(self):
+        if not self.eps > 0 or self.max_iter < 1 or self.samples < 1:
+            raise ValueError("eps_sharpness needs eps > 0, max_iter >= 1 and samples >= 1")
+
+    def at_evaluation(self, probe: Probe) -> dict:
+        from scipy.optimize import minimize
+        objective = probe.objective(evaluation_batch(probe.problem, self.samples))
+        x = objective.flat()
+        f_x = float(objective.loss())
+
+        def negative(y):   # −f(x + y) and its gradient, for a minimiser
+            objective.set_flat(x + torch.as_tensor(y, dtype=x.dtype, device=x.device))
+            value, grad = objective.value_and_gradient()
+            return -float(value), -grad.double().cpu().numpy()
+        radius = (self.eps * (x.abs() + 1)).double().cpu().numpy()
+        try:
+            found = minimize(negative, np.zeros(x.numel()), jac=True, method="L-BFGS-B",
+                             bounds=list(zip(-radius, radius)),
+                             options={"maxiter": self.max_iter})
+        finally:
+            objective.set_flat(x)
+        return {"eps_sharpness": 100.0 * (-found.fun - f_x) / (1.0 + f_x)}

@@ -64,11 +64,15 @@ def test_sharpness_and_trace_of_a_network_on_real_data():
     problem = {"name": "mlp", "params": {"data": "mnist", "hidden": [16], "subset": 512,
                                          "test_subset": 256}}
     out = run(problem, ({"name": "sharpness", "params": {"samples": 256}},
-                        {"name": "hessian_trace", "params": {"probes": 20, "samples": 256}}),
+                        {"name": "hessian_trace", "params": {"probes": 20, "samples": 256}},
+                        {"name": "eps_sharpness", "params": {"samples": 256}}),
               steps=4, batch_size=64)
     for entry in out.history:
         assert entry["sharpness"] > 0 and entry["hessian_trace"] > 0
-        assert np.isfinite([entry["sharpness"], entry["hessian_trace"]]).all()
+        assert entry["eps_sharpness"] > 0
+    # measuring moved nothing: the same losses as a run without measures, bit for bit
+    plain = run(problem, (), steps=4, batch_size=64)
+    assert [h["train_loss"] for h in out.history] == [h["train_loss"] for h in plain.history]
 
 
 def test_curvature_products_are_not_counted_as_training():
@@ -92,3 +96,20 @@ def test_sharpness_needs_more_parameters_than_eigenvalues(write_spec, cli, capsy
         """)
     assert cli("validate", spec) == 2
     assert "needs more than 2 parameters" in capsys.readouterr().err
+
+
+def test_eps_sharpness_of_a_diagonal_quadratic_is_its_far_corner():
+    # f = ½ Σ λᵢ xᵢ² grows fastest outwards: the box's far corner y = sign(x)·ε(|x| + 1)
+    x0 = [0.3, -0.7, 0.05]
+    lams = np.array([1.0, 0.1, 0.01])
+    problem = {"name": "quadratic", "params": {"eigenvalues": lams.tolist(), "rotate": False,
+                                               "x0": x0, "dtype": "float64"}}
+    eps = 0.01
+    out = run(problem, ({"name": "eps_sharpness", "params": {"eps": eps}},), steps=1,
+              optimizer={"name": "sgd", "params": {"lr": 0.0}})
+    x = np.abs(x0)
+    f = 0.5 * (lams * x ** 2).sum()
+    f_max = 0.5 * (lams * (x + eps * (x + 1)) ** 2).sum()
+    for entry in out.history:   # lr 0: the point never moves, and measuring never moves it
+        assert entry["eps_sharpness"] == pytest.approx(100 * (f_max - f) / (1 + f), rel=1e-9)
+        assert entry["train_loss"] == pytest.approx(f, rel=1e-15)
