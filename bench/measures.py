@@ -271,7 +271,8 @@ class EpsSharpness(Measure):
 
     φ = 100 · (max over y in C_ε of f(x + y) − f(x)) / (1 + f(x)), with the box
     C_ε = {y : |yᵢ| ≤ ε(|xᵢ| + 1)}. The maximum is found by scipy's L-BFGS-B with those
-    bounds, from y = 0; the parameters are put back exactly afterwards. Records
+    bounds, from a seeded random point of the box (from y = 0 a stationary point, a minimum
+    included, would never move); the parameters are put back exactly afterwards. Records
     `eps_sharpness`.
 
     Args:
@@ -299,9 +300,12 @@ class EpsSharpness(Measure):
             return -float(value), -grad.double().cpu().numpy()
         radius = (self.eps * (x.abs() + 1)).double().cpu().numpy()
         try:
-            found = minimize(negative, np.zeros(x.numel()), jac=True, method="L-BFGS-B",
+            start = np.random.default_rng(0).uniform(-radius, radius)
+            found = minimize(negative, start, jac=True, method="L-BFGS-B",
                              bounds=list(zip(-radius, radius)),
-                             options={"maxiter": self.max_iter})
+                             # only the iteration budget ends it: f near a minimum is tiny,
+                             # and scipy's relative tests would stop short of the corner
+                             options={"maxiter": self.max_iter, "ftol": 0.0, "gtol": 0.0})
         finally:
             objective.set_flat(x)
         return {"eps_sharpness": 100.0 * (-found.fun - f_x) / (1.0 + f_x)}

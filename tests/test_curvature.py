@@ -113,3 +113,59 @@ def test_eps_sharpness_of_a_diagonal_quadratic_is_its_far_corner():
     for entry in out.history:   # lr 0: the point never moves, and measuring never moves it
         assert entry["eps_sharpness"] == pytest.approx(100 * (f_max - f) / (1 + f), rel=1e-9)
         assert entry["train_loss"] == pytest.approx(f, rel=1e-15)
+
+
+def test_eps_sharpness_at_the_minimum_of_a_diagonal_quadratic():
+    # at x* = 0 every corner of the box |yᵢ| ≤ ε is a maximum: φ = 100 · ε² · tr(A) / 2
+    lams = [1.0, 0.3, 0.1, 0.01]
+    problem = {"name": "quadratic", "params": {"eigenvalues": lams, "rotate": False,
+                                               "x0": [0.0] * 4, "dtype": "float64"}}
+    eps = 1e-3
+    out = run(problem, ({"name": "eps_sharpness", "params": {"eps": eps}},), steps=1)
+    assert out.history[0]["train_loss"] == 0.0
+    assert out.history[0]["eps_sharpness"] == pytest.approx(100 * eps ** 2 * sum(lams) / 2,
+                                                            rel=1e-9)
+
+
+def test_sharpness_of_a_rotated_50_dimensional_quadratic():
+    problem = {"name": "quadratic", "params": {"dim": 50, "kappa": 1000.0, "dtype": "float64"}}
+    out = run(problem, ({"name": "sharpness", "params": {"k": 3}},), steps=2)
+    spectrum = np.sort(np.logspace(-3, 0, 50))[::-1]
+    for entry in out.history:   # the default tol (1e-3) still gives these to 1e-6
+        assert entry["sharpness"] == pytest.approx(1.0, rel=1e-6)
+        assert entry["sharpness_top_k"] == pytest.approx(spectrum[:3], rel=1e-6)
+
+
+def test_small_mlp_against_its_full_autograd_hessian():
+    """A 1,000-odd-parameter MLP: Lanczos against eigvalsh of the whole Hessian, and
+    Hutchinson's trace against its exact trace."""
+    problem = {"name": "mlp", "params": {"data": "mnist", "hidden": [2], "subset": 512,
+                                         "test_subset": 256, "activation": "tanh"}}
+    measures = ({"name": "sharpness", "params": {"k": 2, "samples": 512, "tol": 1e-8}},
+                {"name": "hessian_trace", "params": {"probes": 200, "samples": 512}})
+    cell = Cell.build("t", {"steps": 3, "eval_every": 3}, measures, problem=problem,
+                      optimizer={"name": "sgd", "params": {"lr": 0.1}}, batch_size=64, seed=0)
+    run_ = _Run(cell, torch.device("cpu"))
+    out = run_.train()
+    assert out.status == "ok", out.error
+    model, params = run_.problem.model, run_.params
+    n = sum(p.numel() for p in params)
+    assert 1_000 < n <= 2_000
+    x, y = run_.problem.inputs(evaluation_batch(run_.problem, 512))
+    shapes = [p.shape for p in params]
+
+    def loss_of(flat):
+        pieces, at = {}, 0
+        for (name, _), shape in zip(model.named_parameters(), shapes):
+            pieces[name] = flat[at:at + shape.numel()].view(shape)
+            at += shape.numel()
+        model.eval()
+        return run_.problem.criterion(torch.func.functional_call(model, pieces, (x,)), y)
+    flat = torch.cat([p.detach().reshape(-1) for p in params])
+    hessian = torch.autograd.functional.hessian(loss_of, flat).double()
+    eigenvalues = torch.linalg.eigvalsh(hessian).flip(0).numpy()
+    entry = out.history[-1]
+    assert entry["sharpness_top_k"] == pytest.approx(eigenvalues[:2], rel=1e-4)
+    trace = float(hessian.trace())
+    assert abs(entry["hessian_trace"] - trace) < 0.05 * abs(trace)
+    assert abs(entry["hessian_trace"] - trace) < 4 * entry["hessian_trace_se"]
