@@ -217,11 +217,14 @@ class Sharpness(Measure):
         objective, grad = loss_gradient(probe, self.samples)
         n = grad.numel()
 
+        # ARPACK works in the model's own precision: no conversion of every vector
+        dtype = np.float64 if grad.dtype == torch.float64 else np.float32
+
         def product(v):
-            vector = torch.as_tensor(v.ravel(), dtype=grad.dtype, device=grad.device)
-            return objective.hvp(grad, vector).detach().double().cpu().numpy()
-        operator = LinearOperator((n, n), matvec=product, dtype=np.float64)
-        start = np.random.default_rng(0).standard_normal(n)
+            vector = torch.as_tensor(v.ravel(), device=grad.device).to(grad.dtype)
+            return objective.hvp(grad, vector).detach().cpu().numpy().astype(dtype, copy=False)
+        operator = LinearOperator((n, n), matvec=product, dtype=dtype)
+        start = np.random.default_rng(0).standard_normal(n).astype(dtype)
         try:
             values = eigsh(operator, k=self.k, which="LA", tol=self.tol, maxiter=self.max_iter,
                            v0=start, return_eigenvectors=False)
