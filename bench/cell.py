@@ -69,6 +69,7 @@ class Cell:
     axes: dict
     budget: dict
     measures: tuple = field(default=())   # resolved measure choices {name, params}
+    lr_scaling: dict | None = None        # {rule, base_batch_size}: lr scaled with batch size
 
     def __getattr__(self, name: str) -> Any:
         if name in AXIS:
@@ -80,11 +81,15 @@ class Cell:
         return cell_id(self.to_dict())
 
     def to_dict(self) -> dict:
-        return {"experiment": self.experiment, **self.axes, "budget": self.budget,
-                "measures": list(self.measures)}
+        out = {"experiment": self.experiment, **self.axes, "budget": self.budget,
+               "measures": list(self.measures)}
+        if self.lr_scaling:   # only when set: the ids of cells without it stay as they were
+            out["lr_scaling"] = self.lr_scaling
+        return out
 
     @classmethod
-    def build(cls, experiment: str, budget: dict, measures: tuple = (), **axes: Any) -> Cell:
+    def build(cls, experiment: str, budget: dict, measures: tuple = (),
+              lr_scaling: dict | None = None, **axes: Any) -> Cell:
         """A cell from keyword axes, the unset ones at their defaults (`Cell.build("t",
         {"steps": 10}, problem=..., optimizer=..., seed=0)`). Choices are taken as given,
         not resolved: for the ids `bench run` uses, plan a spec."""
@@ -98,12 +103,13 @@ class Cell:
             value = axes.get(a.name, a.default)
             values[a.name] = {"name": value, "params": {}} if isinstance(value, str) else value
         return cls(experiment, values, budget, tuple(
-            {"name": m, "params": {}} if isinstance(m, str) else m for m in measures))
+            {"name": m, "params": {}} if isinstance(m, str) else m for m in measures),
+            lr_scaling)
 
     @classmethod
     def from_dict(cls, d: dict) -> Cell:
         return cls(d["experiment"], {a: d.get(a) for a in AXIS_NAMES}, d["budget"],
-                   tuple(d.get("measures", ())))
+                   tuple(d.get("measures", ())), d.get("lr_scaling"))
 
 
 def cell_id(cell: dict) -> str:

@@ -47,6 +47,12 @@ def parser() -> argparse.ArgumentParser:
     _spec_args(lst)
     rep = sub.add_parser("report", help="rebuild tables and figures from stored results")
     rep.add_argument("results", help="a results folder (results/<name>)")
+    land = sub.add_parser("landscape", help="compute the landscapes a results folder's spec "
+                                            "declares, from the stored checkpoints")
+    land.add_argument("results", help="a results folder (results/<name>)")
+    land.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
+    land.add_argument("--data-dir", help="look here first for datasets (default: the spec's)")
+    land.add_argument("--rerun", action="store_true", help="recompute stored landscapes")
     data = sub.add_parser("data", help="datasets: list them, show where they are, fetch them")
     data.add_argument("action", choices=("list", "path", "fetch"))
     data.add_argument("name", nargs="?", help="a dataset (all of them when left out)")
@@ -71,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_list_kind(args.spec)
     if args.command == "report":
         return cmd_report(args)
+    if args.command == "landscape":
+        return cmd_landscape(args)
     if args.command == "data":
         return cmd_data(args)
     from bench import plan
@@ -161,7 +169,48 @@ def cmd_run(args, spec, cells) -> int:
               f"cells; {progress.done} finished cells are saved; run the same command again "
               "to resume (with fewer --workers if memory is short)", file=sys.stderr)
         return EXIT_CELL_ERRORS
+    if not _landscapes(store, cells, executor_device(args.device), data_dir, args.rerun):
+        return EXIT_CELL_ERRORS
     return _finish(args, store, cells)
+
+
+def executor_device(requested: str) -> str:
+    from bench.execute import available_devices
+    return available_devices(requested)[0]
+
+
+def _landscapes(store: Store, cells, device: str, data_dir: str | None, rerun: bool) -> bool:
+    """The declared landscapes of finished cells (after the cells: they need checkpoints)."""
+    from bench.landscape import run_all
+    from bench.results import ArtifactError
+    try:
+        done, skipped = run_all(store, cells, device, data_dir, rerun,
+                                log=lambda line: print(line, file=sys.stderr))
+    except ArtifactError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return False
+    if done or skipped:
+        print(f"bench: {done} landscape(s) computed, {skipped} already stored", file=sys.stderr)
+    return True
+
+
+def cmd_landscape(args) -> int:
+    from bench.cell import Cell
+    store = Store(Path(args.results))
+    if not store.cells.is_dir():
+        print(f"bench: {store.root} holds no results (no cells/ folder)", file=sys.stderr)
+        return EXIT_USAGE
+    planned = set(store.read_plan() or [])
+    cells = [Cell.from_dict(r["cell"]) for r in store.load_all()
+             if not planned or r["id"] in planned]
+    data_dir = args.data_dir or store.read_spec().get("data_dir")
+    try:
+        device = executor_device(args.device)
+    except ValueError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_OK if _landscapes(store, cells, device, data_dir, args.rerun) \
+        else EXIT_CELL_ERRORS
 
 
 def _write_plan(store: Store, spec, cells, merge: bool) -> None:
@@ -169,7 +218,9 @@ def _write_plan(store: Store, spec, cells, merge: bool) -> None:
     cells to the plan instead of replacing it, so the report keeps the rest."""
     if store.cells.exists():
         store.remove_temporaries()
+    data_dir = spec.experiments[0].data_dir if spec.experiments else None
     store.write_spec({"name": spec.name, "profile": spec.profile, "source": spec.file,
+                      "data_dir": data_dir,
                       "experiments": {e.name: e.data for e in spec.experiments}})
     store.write_plan([c.id for c in cells], merge)
 

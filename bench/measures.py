@@ -4,17 +4,24 @@ A measure is a choice like any other (`trajectory`, or `{name: trajectory, max_p
 its dataclass fields are its parameters. It is built per cell and may
 - `observe(problem, step)` after every step (`every_step`) and at step 0,
 - return values at every evaluation (`at_evaluation`), merged into that history entry,
-- `finish` at the end; `result()` goes into the Result's summary under `measures.<name>`.
+- `finish` at the end; `result()` goes into the Result's summary under `measures.<name>`,
+- `artifacts()`: tensors (a checkpoint's weights) that the results folder stores beside the
+  cell's result file, never inside it.
+A measure that sets `at = "end"` (a parameter of the curvature measures) is taken once, at
+the last evaluation, instead of at every one. `refuses(problem)` names what makes a measure
+too expensive for a problem (its size): validation reports it as an error wherever it
+occurs, whereas `unsuitable` only means "does not apply here".
 At evaluations and at the end it gets a `Probe`: the problem, the step, the step's batch and
 an Objective with its own evaluation counts, so a measure's Hessian products are never
 counted as training work. How a measure is drawn is a figure in `bench/report/figures.py`.
 """
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -35,6 +42,7 @@ class Probe:
     batch: Any
     loss_fn: Callable[[Any], torch.Tensor]
     counts: Counter = field(default_factory=Counter)
+    metrics: dict = field(default_factory=dict)   # the evaluation's metrics ({} at the end)
 
     def objective(self, batch: Any = None) -> Objective:
         return Objective(lambda: self.loss_fn(batch), self.problem.parameters(), self.counts)
@@ -43,8 +51,12 @@ class Probe:
 class Measure:
     """The hooks, each doing nothing unless a measure overrides it."""
     every_step = False   # observe after every step (else at step 0 only)
+    at = "evaluations"   # when at_evaluation runs: "evaluations" (every one) or "end" (the last)
 
     def unsuitable(self, problem) -> str | None:
+        return None
+
+    def refuses(self, problem) -> str | None:
         return None
 
     def observe(self, problem, step: int) -> None:
@@ -58,6 +70,9 @@ class Measure:
 
     def result(self) -> Any:
         return None
+
+    def artifacts(self) -> dict:
+        return {}
 
 
 @MEASURES.register("trajectory")
@@ -162,6 +177,31 @@ class ActivationStats(Measure):
 
 
 # ---- curvature: the geometry of the minimum (sharp against flat) ---------------------------
+When = Literal["evaluations", "end"]
+MAX_PARAMS = 2_000_000   # ARPACK and L-BFGS-B keep ~20 vectors of n float64s: 320 MB at 2M
+
+
+@dataclass
+class Curvature(Measure):
+    """What the curvature measures share: when they run and the largest model they accept."""
+    at: When = "evaluations"
+    max_params: int = MAX_PARAMS
+
+    def __post_init__(self):
+        if self.at not in ("evaluations", "end"):
+            raise ValueError(f"at must be 'evaluations' or 'end', got {self.at!r}")
+        if self.max_params < 1:
+            raise ValueError(f"max_params must be at least 1, got {self.max_params}")
+
+    def refuses(self, problem) -> str | None:
+        n = sum(p.numel() for p in problem.parameters())
+        if n > self.max_params:
+            return (f"the model has {n:,} parameters, above max_params={self.max_params:,} "
+                    "(the solver keeps about 20 vectors of that size and every product is a "
+                    "double backward pass); raise max_params to measure it anyway")
+        return None
+
+
 def evaluation_batch(problem, samples: int):
     """A fixed, seeded subset of `samples` training examples (the same at every evaluation
     and for every cell of a problem); None for problems without data (their loss is f)."""
@@ -183,7 +223,7 @@ def loss_gradient(probe: Probe, samples: int):
 
 @MEASURES.register("sharpness")
 @dataclass
-class Sharpness(Measure):
+class Sharpness(Curvature):
     """The top eigenvalues of the training loss's Hessian, by Lanczos on Hessian products.
 
     scipy's `eigsh` (ARPACK) runs on a LinearOperator whose products are double-backward
@@ -196,6 +236,9 @@ class Sharpness(Measure):
         tol: eigsh's relative accuracy (0: machine precision).
         max_iter: eigsh's cap on Lanczos restarts; unconverged eigenvalues are recorded
             as null.
+        at: evaluations: at every evaluation (drawn over training); end: once, at the end.
+        max_params: the largest model accepted (default 2,000,000); a larger one is a
+            validation error.
     """
     k: int = 1
     samples: int = 2048
@@ -203,6 +246,7 @@ class Sharpness(Measure):
     max_iter: int = 100
 
     def __post_init__(self):
+        super().__post_init__()
         if self.k < 1 or self.samples < 1 or self.max_iter < 1 or not self.tol >= 0:
             raise ValueError("sharpness needs k, samples and max_iter of at least 1 and tol >= 0")
 
@@ -237,7 +281,7 @@ class Sharpness(Measure):
 
 @MEASURES.register("hessian_trace")
 @dataclass
-class HessianTrace(Measure):
+class HessianTrace(Curvature):
     """Hutchinson's estimate of the trace of the training loss's Hessian, E[vᵀHv].
 
     v has independent ±1 entries (Rademacher), drawn from a seeded generator. Records
@@ -246,11 +290,15 @@ class HessianTrace(Measure):
     Args:
         probes: Hessian-vector products averaged (≥ 2).
         samples: training examples the Hessian is taken on (a fixed, seeded subset).
+        at: evaluations: at every evaluation (drawn over training); end: once, at the end.
+        max_params: the largest model accepted (default 2,000,000); a larger one is a
+            validation error.
     """
     probes: int = 100
     samples: int = 2048
 
     def __post_init__(self):
+        super().__post_init__()
         if self.probes < 2 or self.samples < 1:
             raise ValueError("hessian_trace needs probes >= 2 and samples >= 1")
 
@@ -269,7 +317,7 @@ class HessianTrace(Measure):
 
 @MEASURES.register("eps_sharpness")
 @dataclass
-class EpsSharpness(Measure):
+class EpsSharpness(Curvature):
     """Keskar et al.'s ε-sharpness (their metric 2.1 in the full space, A = I).
 
     φ = 100 · (max over y in C_ε of f(x + y) − f(x)) / (1 + f(x)), with the box
@@ -282,12 +330,18 @@ class EpsSharpness(Measure):
         eps: ε > 0, the box's relative size.
         max_iter: L-BFGS-B iterations for the inner maximisation.
         samples: training examples f is taken on (a fixed, seeded subset).
+        at: end (the default: it is expensive): once, at the end; evaluations: at every
+            evaluation.
+        max_params: the largest model accepted (default 2,000,000); a larger one is a
+            validation error.
     """
+    at: When = "end"
     eps: float = 1e-3
     max_iter: int = 10
     samples: int = 2048
 
     def __post_init__(self):
+        super().__post_init__()
         if not self.eps > 0 or self.max_iter < 1 or self.samples < 1:
             raise ValueError("eps_sharpness needs eps > 0, max_iter >= 1 and samples >= 1")
 
@@ -312,3 +366,80 @@ class EpsSharpness(Measure):
         finally:
             objective.set_flat(x)
         return {"eps_sharpness": 100.0 * (-found.fun - f_x) / (1.0 + f_x)}
+
+
+# ---- checkpoints: the weights, for landscapes and for looking at later ---------------------
+def state_of(problem) -> dict[str, torch.Tensor]:
+    """A copy of the problem's weights on the CPU: a network's state dict (batch-norm
+    statistics included), else its parameters by position."""
+    model = getattr(problem, "model", None)
+    state = (model.state_dict() if isinstance(model, torch.nn.Module) else
+             {f"param.{i}": p for i, p in enumerate(problem.parameters())})
+    return {k: v.detach().to("cpu", copy=True) for k, v in state.items()}
+
+
+def load_state(problem, state: dict[str, torch.Tensor]) -> None:
+    """Put weights taken by `state_of` back into a problem built for the same cell."""
+    model = getattr(problem, "model", None)
+    if isinstance(model, torch.nn.Module):
+        model.load_state_dict(state)
+        return
+    with torch.no_grad():
+        for i, p in enumerate(problem.parameters()):
+            p.copy_(state[f"param.{i}"])
+
+
+@MEASURES.register("checkpoint")
+@dataclass
+class Checkpoint(Measure):
+    """The weights at the start and the end of training, and at the best evaluation.
+
+    Saved beside the cell's result as `cells/<id>.checkpoint.pt` (atomically, like every
+    result file): a mapping from `initial`, `final` and, with `best`, `best` to state dicts,
+    read back with `torch.load(weights_only=True)` (`bench.results.load_artifact`), which
+    refuses a file holding anything but tensors and plain containers. Landscapes start from
+    these weights. The summary records which were saved, and the best one's step and value.
+
+    Args:
+        best: a metric of the problem (test_accuracy, val_loss, …) whose best evaluation's
+            weights are kept as well; none: only the initial and final weights.
+    """
+    best: str | None = None
+    states: dict = field(default_factory=dict, init=False, repr=False)
+    best_step: int | None = field(default=None, init=False, repr=False)
+    best_value: float | None = field(default=None, init=False, repr=False)
+
+    def refuses(self, problem) -> str | None:
+        if self.best is not None and self.best not in problem.metric_names():
+            return (f"checkpoint best={self.best!r}: the problem has no such metric; "
+                    f"allowed: {', '.join(problem.metric_names())}")
+        return None
+
+    def observe(self, problem, step: int) -> None:
+        if step == 0:
+            self.states["initial"] = state_of(problem)
+
+    def at_evaluation(self, probe: Probe) -> dict:
+        value = probe.metrics.get(self.best) if self.best else None
+        if isinstance(value, (int, float)) and math.isfinite(value) and self._better(value):
+            self.states["best"] = state_of(probe.problem)
+            self.best_step, self.best_value = probe.step, float(value)
+        return {}
+
+    def _better(self, value: float) -> bool:
+        from bench.cell import maximized
+        if self.best_value is None:
+            return True
+        return value > self.best_value if maximized(self.best) else value < self.best_value
+
+    def finish(self, probe: Probe) -> None:
+        self.states["final"] = state_of(probe.problem)
+
+    def result(self) -> dict:
+        out: dict = {"saved": sorted(self.states)}
+        if self.best:
+            out["best"] = {"metric": self.best, "step": self.best_step, "value": self.best_value}
+        return out
+
+    def artifacts(self) -> dict:
+        return {"checkpoint": self.states}

@@ -39,15 +39,22 @@ def entry_for(axis: str, name: str):
 
 
 def _experiment_cells(exp: Experiment, issues: Issues) -> list[Cell]:
+    try:
+        return _plan_experiment(exp, issues)
+    finally:
+        exp.probes.clear()   # the problems built for checking (datasets included) are not kept
+
+
+def _plan_experiment(exp: Experiment, issues: Issues) -> list[Cell]:
     axes = {a.name: (_axis_choices(exp, a.name, issues) if a.is_choice else
                      [(v, {a.name: i}) for i, v in enumerate(_listed(exp, a.name))])
             for a in AXES}
     measures = _measures(exp, issues)
     _check_problem_fit(exp, axes, measures, issues)
+    scaling = _lr_scaling(exp, axes, issues)
     zips = filters.zip_groups(exp, axes, issues)
     exclude = filters.exclude_patterns(exp, axes, issues)
     budget = normalized_budget(exp.data.get("budget") or {})
-    exp.probes.clear()   # the problems built for checking (datasets included) are not kept
     if issues:
         return []
     cells, seen = [], set()
@@ -55,13 +62,80 @@ def _experiment_cells(exp: Experiment, issues: Issues) -> list[Cell]:
         values = dict(zip(AXIS_NAMES, combo))
         if not filters.zipped(values, zips):
             continue
-        cell = Cell(exp.name, {a: values[a][0] for a in AXIS_NAMES}, budget, tuple(measures))
+        cell = Cell(exp.name, {a: values[a][0] for a in AXIS_NAMES}, budget, tuple(measures),
+                    scaling)
         if cell.id not in seen and not any(filters.matches(cell, p) for p in exclude):
             seen.add(cell.id)   # the same cell written twice (or under two labels) runs once
             cells.append(cell)
     if not cells:
         issues.add(exp.where(()), f"experiment '{exp.name}' has no cells left after exclude/zip")
+    _check_landscapes(exp, cells, measures, issues)
     return cells
+
+
+def _lr_scaling(exp: Experiment, axes: dict, issues: Issues) -> dict | None:
+    """The experiment's lr scaling as cells carry it (None for `rule: none`); every
+    optimizer must have a learning rate to scale."""
+    value = exp.data.get("lr_scaling")
+    if not isinstance(value, dict) or value.get("rule", "none") == "none":
+        return None
+    for choice, coords in _unique_with(axes["optimizer"]):
+        names = [p.name for p in entry_for("optimizer", choice["name"]).parameters()]
+        if "lr" not in names:
+            issues.add(exp.where(_choice_path(exp, "optimizer", coords)),
+                       f"lr_scaling: optimizer '{choice['name']}' has no learning rate to "
+                       "scale; leave it out of this experiment or set lr_scaling rule: none")
+    return {"rule": value["rule"], "base_batch_size": value["base_batch_size"]}
+
+
+def _check_landscapes(exp: Experiment, cells: list[Cell], measures: list[dict],
+                      issues: Issues) -> None:
+    """`landscapes` are choices of the LANDSCAPES registry; they start from checkpoints, and
+    an interpolation's batch sizes must be ones the experiment runs."""
+    from bench.landscape import LANDSCAPES, jobs
+    raw = exp.data.get("landscapes")
+    if raw is None:
+        return
+    if not isinstance(raw, list):
+        issues.add(exp.where(("landscapes",)), "'landscapes' is a list of landscape names or "
+                   f"{{name: …, params}} mappings; allowed: {', '.join(LANDSCAPES.names())}")
+        return
+    if raw and not any(m["name"] == "checkpoint" for m in measures):
+        issues.add(exp.where(("landscapes",)), "landscapes start from the weights the "
+                   "'checkpoint' measure saves: add checkpoint to this experiment's measures")
+    sizes = {c.batch_size for c in cells}
+    for i, item in enumerate(raw):
+        try:
+            choice = choices.parse(item)
+            entry = LANDSCAPES.get(choice.name)
+            bind_params(entry.factory, choice.params, f"landscape '{choice.name}'")
+            spec = entry.factory(**choice.params)
+        except ChoiceError as exc:
+            issues.add(exp.where(("landscapes", i) + ((exc.key,) if exc.key else ())), str(exc))
+            continue
+        except (ValueError, TypeError) as exc:
+            issues.add(exp.where(("landscapes", i)), f"landscape '{choice.name}': {exc}")
+            continue
+        if choice.name == "contour" and not any(_is_network(exp, c) for c in cells):
+            issues.add(exp.where(("landscapes", i)), "a contour needs a network problem "
+                       "(its directions are normalised filter by filter)")
+        between = getattr(spec, "between", "init")
+        missing = [b for b in (between["batch_size"] if isinstance(between, dict) else [])
+                   if b not in sizes]
+        if missing:
+            issues.add(exp.where(("landscapes", i, "between")),
+                       f"no cell of experiment '{exp.name}' has batch_size "
+                       f"{', '.join(map(str, missing))}; its batch sizes: "
+                       f"{', '.join(map(str, sorted(sizes, key=lambda b: (b is None, b or 0))))}")
+        elif cells and not jobs(exp.name, [(choice.name, choice.params)], cells):
+            issues.add(exp.where(("landscapes", i)),
+                       f"landscape '{choice.name}' selects no cell (or no pair of cells that "
+                       "differ only in batch size) of this experiment")
+
+
+def _is_network(exp: Experiment, cell: Cell) -> bool:
+    from problems.base import Network
+    return isinstance(probe_problem(exp, cell.problem), Network)
 
 
 def _listed(exp: Experiment, axis: str) -> list:
@@ -213,6 +287,11 @@ def _check_problem_fit(exp: Experiment, axes: dict, measures: list[dict], issues
                        "use its 'noise' parameter for stochastic gradients")
         for i, m in enumerate(measures):
             unsuited[i].append(MEASURES.get(m["name"]).unsuitable(problem, m["params"]))
+            refused = None if unsuited[i][-1] else \
+                MEASURES.get(m["name"]).factory(**m["params"]).refuses(problem)
+            if refused:   # too expensive for this problem: an error wherever it happens
+                issues.add(exp.where(("measures", i)),
+                           f"measure '{m['name']}' on problem '{name}': {refused}")
         known.update(problem.metric_names())
     for i, reasons in unsuited.items():   # a measure applies to the problems that suit it
         if reasons and all(reasons):

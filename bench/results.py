@@ -30,22 +30,27 @@ FINISHED = ("ok", "diverged", "timeout")   # statuses a resumed run does not red
 def make_result(cell: Cell, outcome: Outcome, env: dict, defaults: dict | None = None) -> dict:
     """A Result. `defaults` (per axis, the parameter defaults of the cell's choices) lets the
     report name choices by what differs from their defaults without importing a registry."""
-    return {"schema": SCHEMA, "id": cell.id, "status": outcome.status, "cell": cell.to_dict(),
-            "history": outcome.history, "summary": summarize(outcome), "env": env,
-            "error": outcome.error, "defaults": defaults or {}}
+    result = {"schema": SCHEMA, "id": cell.id, "status": outcome.status,
+              "cell": cell.to_dict(), "history": outcome.history, "summary": summarize(outcome),
+              "env": env, "error": outcome.error, "defaults": defaults or {}}
+    if outcome.artifacts:   # tensors: Store.write puts them beside the result file
+        result["artifacts"] = outcome.artifacts
+    return result
 
 
 def summarize(outcome: Outcome) -> dict:
     out: dict = {"steps": outcome.steps, "seconds": outcome.seconds,
                  "diverged_at": outcome.diverged_at, "steps_to_target": outcome.target_step,
                  "seconds_to_target": outcome.target_seconds}
-    metrics = [k for k in (outcome.history[0] if outcome.history else {})
+    measured = set(outcome.measure_keys)   # a measure's value has a final, not a best
+    metrics = [k for k in dict.fromkeys(k for h in outcome.history for k in h)
                if k not in BOOKKEEPING]
     for m in metrics:
         values = [h[m] for h in outcome.history if _finite(h.get(m))]
         if values:
             out[f"final_{m}"] = outcome.history[-1].get(m)
-            out[f"best_{m}"] = max(values) if maximized(m) else min(values)
+            if m not in measured:
+                out[f"best_{m}"] = max(values) if maximized(m) else min(values)
     last = outcome.history[-1] if outcome.history else {}
     if last.get("seconds"):
         out["samples_per_second"] = last.get("samples", 0) / last["seconds"]
@@ -103,6 +108,39 @@ def write_atomic(path: Path, data: dict | str) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+
+
+class ArtifactError(Exception):
+    """A stored artifact that cannot be read, or that holds more than tensors."""
+
+
+def save_artifact(path: Path, tensors: dict) -> None:
+    """torch.save through a temporary file, fsync and rename, like every result file."""
+    import torch
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        torch.save(tensors, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def load_artifact(path: Path) -> dict:
+    """A stored artifact, read with `weights_only=True`: tensors and plain containers only.
+    A file that would build any other object when unpickled (a callable, a class) is
+    refused, so loading a checkpoint from elsewhere cannot run code."""
+    import pickle
+
+    import torch
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ArtifactError(f"{path}: refused: it holds objects other than tensors "
+                            f"({first})") from None
+    except (OSError, RuntimeError, EOFError) as exc:
+        raise ArtifactError(f"{path}: cannot be read: {exc}") from None
 
 
 class Store:
@@ -185,8 +223,14 @@ class Store:
         found = re.search(r'"status":\s*"(\w+)"', head)
         return found.group(1) if found else None
 
+    def artifact_path(self, cell_id: str, name: str) -> Path:
+        return self.cells / f"{cell_id}.{name}.pt"
+
     def write(self, result: dict) -> None:
-        """Write a Result, then note it in log.jsonl (an append-only record of what ran)."""
+        """Write a Result (its artifacts first, so a result on disk has its checkpoint),
+        then note it in log.jsonl (an append-only record of what ran)."""
+        for name, tensors in (result.pop("artifacts", None) or {}).items():
+            save_artifact(self.artifact_path(result["id"], name), tensors)
         write_atomic(self.path(result["id"]), result)
         entry = {"id": result["id"], "status": result["status"], "time": time.time(),
                  "pid": os.getpid()}

@@ -15,7 +15,9 @@ from bench.cell import AXES, AXIS_NAMES, REQUIRED
 from bench.registry import did_you_mean
 from bench.yamlio import Issue, Mark, SpecError, load
 
-EXPERIMENT_KEYS = ("about",) + AXIS_NAMES + ("budget", "exclude", "zip", "samples", "measures")
+EXPERIMENT_KEYS = ("about",) + AXIS_NAMES + ("budget", "exclude", "zip", "samples", "measures",
+                                              "lr_scaling", "landscapes")
+LR_RULES = ("none", "linear", "sqrt")
 TOP_KEYS = ("name", "about", "seeds", "defaults", "profiles", "experiments", "data_dir")
 PROFILE_KEYS = ("about", "seeds", "defaults", "experiments")
 BUDGET_KEYS = ("steps", "epochs", "eval_every", "evals_per_epoch", "time_limit", "target")
@@ -228,6 +230,30 @@ def _check_experiment(exp: Experiment, issues: Issues) -> None:
     for axis in AXES:
         if not axis.is_choice:
             _check_int_axis(exp, axis.name, issues, axis.minimum, axis.default is REQUIRED)
+    _check_lr_scaling(exp, issues)
+
+
+def _check_lr_scaling(exp: Experiment, issues: Issues) -> None:
+    """`lr_scaling: {rule: none | linear | sqrt, base_batch_size: N}`."""
+    value = exp.data.get("lr_scaling")
+    if value is None:
+        return
+    if not isinstance(value, dict):
+        issues.add(exp.where(("lr_scaling",)), "'lr_scaling' is a mapping {rule: none | "
+                   "linear | sqrt, base_batch_size: N}")
+        return
+    _check_keys(value, ("lr_scaling",), ("rule", "base_batch_size"), "lr_scaling",
+                exp.where, issues)
+    rule = value.get("rule", "none")
+    if rule not in LR_RULES:
+        issues.add(exp.where(("lr_scaling", "rule")),
+                   f"lr_scaling rule {rule!r} is unknown; allowed: {', '.join(LR_RULES)}")
+    base = value.get("base_batch_size")
+    if rule != "none" and not _number(base, int, 1):
+        issues.add(exp.where(("lr_scaling", "base_batch_size") if "base_batch_size" in value
+                             else ("lr_scaling",)),
+                   f"lr_scaling rule '{rule}' needs 'base_batch_size', an integer >= 1 (the "
+                   f"batch size the optimizers' lr is given for), got {base!r}")
 
 
 def _check_int_axis(exp: Experiment, axis: str, issues: Issues, minimum: int, required: bool):

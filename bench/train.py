@@ -37,6 +37,8 @@ class Outcome:
     target_step: int | None = None
     target_seconds: float | None = None
     measures: dict = field(default_factory=dict)
+    measure_keys: list = field(default_factory=list)   # history fields the measures wrote
+    artifacts: dict = field(default_factory=dict)      # measure tensors stored beside the result
     error: str | None = None
 
 
@@ -58,6 +60,15 @@ def run_cell(cell: Cell, device: str = "cpu", data_dir: str | None = None) -> Ou
             run.close()
 
 
+def lr_scale(scaling: dict | None, batch: int) -> float:
+    """The factor every learning rate is multiplied by for a batch of `batch` examples:
+    batch / base (`linear`, Goyal et al. 2017), its square root (`sqrt`), or 1."""
+    if not scaling or scaling.get("rule", "none") == "none":
+        return 1.0
+    ratio = batch / scaling["base_batch_size"]
+    return ratio if scaling["rule"] == "linear" else math.sqrt(ratio)
+
+
 def _cuda_devices(device: str) -> list:
     return [torch.device(device)] if device.startswith("cuda") else []
 
@@ -67,27 +78,33 @@ def build(axis: str, choice: dict):
     return AXIS[axis].entries().get(choice["name"]).factory(**choice["params"])
 
 
+def build_problem(cell: Cell, device: torch.device, data_dir: str | None = None):
+    """The cell's problem as its training starts: built, initialised and with the regularizer
+    built into it, all from the cell's seed; returns (problem, regularizer, generator)."""
+    generator = torch.Generator().manual_seed(cell.seed)
+    ctx = Context(cell.seed, device, generator, cell.batch_size, data_dir)
+    problem = AXIS["problem"].entries().get(cell.problem["name"]).factory(
+        ctx, **cell.problem["params"])
+    build("init", cell.init)(problem, generator)
+    regularizer = build("regularizer", cell.regularizer)
+    regularizer.build(problem, generator)
+    return problem, regularizer, generator
+
+
 class _Run:
     def __init__(self, cell: Cell, device: torch.device, data_dir: str | None = None):
         self.cell = cell
         self.device = device
-        self.generator = torch.Generator().manual_seed(cell.seed)
-        ctx = Context(cell.seed, device, self.generator, cell.batch_size, data_dir)
-        problem_entry = AXIS["problem"].entries().get(cell.problem["name"])
-        self.problem = problem_entry.factory(ctx, **cell.problem["params"])
-        build("init", cell.init)(self.problem, self.generator)
-        self.regularizer = build("regularizer", cell.regularizer)
-        self.regularizer.build(self.problem, self.generator)
+        self.problem, self.regularizer, self.generator = build_problem(cell, device, data_dir)
         self.params = self.problem.parameters()
         # the problem's closed-form Hessian holds only for its own loss, unaltered
         self.exact_loss = not self.regularizer.alters_loss(self.params)
         self.optimizer = AXIS["optimizer"].entries().get(cell.optimizer["name"]).factory(
             self.params, **cell.optimizer["params"])
         self.schedule = build("schedule", cell.schedule)
-        self.base_lrs = [g.get("lr", 1.0) for g in self.optimizer.param_groups]
-        self.measures = {m["name"]: MEASURES.get(m["name"]).factory(**m["params"])
-                         for m in cell.measures   # a measure applies where it suits
-                         if MEASURES.get(m["name"]).unsuitable(self.problem, m["params"]) is None}
+        scale = lr_scale(cell.lr_scaling, self.problem.samples_per_step)
+        self.base_lrs = [g.get("lr", 1.0) * scale for g in self.optimizer.param_groups]
+        self.measures = self.build_measures()
         budget = cell.budget
         spe = self.problem.steps_per_epoch
         self.total = budget.get("steps") or max(1, math.ceil(budget["epochs"] * spe))
@@ -110,6 +127,21 @@ class _Run:
         self.pending: list = []        # (step, loss tensor) not yet checked
         self.batch = None
         self.out = Outcome()
+
+    def build_measures(self) -> dict:
+        """The cell's measures that apply to its problem; one it refuses (validation reports
+        that) is an error of the cell."""
+        out = {}
+        for m in self.cell.measures:
+            entry = MEASURES.get(m["name"])
+            if entry.unsuitable(self.problem, m["params"]) is not None:
+                continue   # a measure applies where it suits
+            measure = entry.factory(**m["params"])
+            reason = measure.refuses(self.problem)
+            if reason:
+                raise ValueError(f"measure '{m['name']}': {reason}")
+            out[m["name"]] = measure
+        return out
 
     # -- the loss the optimizer minimises ----------------------------------------------------
     def training_loss(self, batch) -> torch.Tensor:
@@ -225,8 +257,8 @@ class _Run:
         self.out.history = [h for h in self.out.history if h["step"] < step]
 
     # -- observing -----------------------------------------------------------------------------
-    def probe(self, step: int) -> Probe:
-        return Probe(self.problem, step, self.batch, self.measured_loss)
+    def probe(self, step: int, metrics: dict | None = None) -> Probe:
+        return Probe(self.problem, step, self.batch, self.measured_loss, metrics=metrics or {})
 
     def measured_loss(self, batch) -> torch.Tensor:
         """The problem's loss for measures: a network in eval mode (no dropout, no update of
@@ -270,13 +302,21 @@ class _Run:
                  "samples": step * self.problem.samples_per_step,
                  "seconds": seconds, "lr": self.optimizer.param_groups[0].get("lr"),
                  **count_fields(self.counts, self.dim), **metrics}
-        if self.measures:
-            with self.measuring():
-                probe = self.probe(step)
-                for measure in self.measures.values():
-                    entry.update(measure.at_evaluation(probe))
+        self.measure_into(entry, step, metrics, "evaluations")
         self.out.history.append(entry)
         return metrics
+
+    def measure_into(self, entry: dict, step: int, metrics: dict, at: str) -> None:
+        """The values of the measures taken `at` this moment, merged into a history entry."""
+        due = [m for m in self.measures.values() if m.at == at]
+        if not due:
+            return
+        with self.measuring():
+            probe = self.probe(step, metrics)
+            for measure in due:
+                values = measure.at_evaluation(probe)
+                entry.update(values)
+                self.out.measure_keys += [k for k in values if k not in self.out.measure_keys]
 
     def close(self) -> None:
         """Release what outlives a step (the scipy driver's thread), whatever happened."""
@@ -286,10 +326,17 @@ class _Run:
 
     def finish(self) -> Outcome:
         self.out.seconds = self.clock.synced_seconds()
+        last = self.out.history[-1] if self.out.history else None
+        if (self.out.status != "diverged" and last is not None
+                and last["step"] == self.out.steps):   # `at: end` measures: the last point
+            self.measure_into(last, self.out.steps, last, "end")
         if self.measures:
             with self.measuring():
                 probe = self.probe(self.out.steps)
                 for measure in self.measures.values():
                     measure.finish(probe)
-        self.out.measures = {name: m.result() for name, m in self.measures.items()}
+        results = {name: m.result() for name, m in self.measures.items()}
+        self.out.measures = {k: v for k, v in results.items() if v is not None}
+        self.out.artifacts = {k: v for m in self.measures.values()
+                              for k, v in m.artifacts().items()}
         return self.out
