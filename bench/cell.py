@@ -148,6 +148,9 @@ METRICS = {
                            in_table=True),
     "test_accuracy": Metric(maximized=True, display="test accuracy", log_scale=False,
                             in_table=True),
+    "sharpness": Metric(display="sharpness (top Hessian eigenvalue)", in_table=True),
+    "eps_sharpness": Metric(display="ε-sharpness", in_table=True),
+    "hessian_trace": Metric(display="Hessian trace", log_scale=False, in_table=True),
     "val_loss": Metric(display="validation loss"),
     "test_loss": Metric(display="test loss"),
 }

@@ -67,10 +67,19 @@ def _outcomes(runs: list[dict]) -> dict:
         vals = [r["summary"].get(m) for r in runs if r["status"] == "ok"]
         if any(v is not None for v in vals):
             row[m.replace("final_", "final ")] = median(vals)
+    gaps = [_gap(r["summary"]) for r in runs if r["status"] == "ok"]
+    if any(g is not None for g in gaps):   # how much worse the model does on unseen data
+        row["gap (train − test accuracy)"] = median(gaps)
     row["seconds (median)"] = median([r["summary"]["seconds"] for r in runs])
     if any(r["cell"]["batch_size"] is not None for r in runs):
         row["samples/s (median)"] = median([r["summary"].get("samples_per_second") for r in runs])
     return row
+
+
+def _gap(summary: dict) -> float | None:
+    train, test = summary.get("final_train_accuracy"), summary.get("final_test_accuracy")
+    return train - test if isinstance(train, (int, float)) and isinstance(test, (int, float)) \
+        else None
 
 
 def markdown(rows: list[dict]) -> str:
