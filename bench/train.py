@@ -299,7 +299,7 @@ class _Run:
             self.diverge(step)   # the evaluated loss shows it first (e.g. on the last step)
             return metrics
         entry = {"step": step, "epoch": step / self.problem.steps_per_epoch,
-                 "samples": step * self.problem.samples_per_step,
+                 "samples": self.problem.samples_seen(step),
                  "seconds": seconds, "lr": self.optimizer.param_groups[0].get("lr"),
                  **count_fields(self.counts, self.dim), **metrics}
         self.measure_into(entry, step, metrics, "evaluations")

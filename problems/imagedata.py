@@ -75,6 +75,12 @@ class EpochBatches:
         self._order: torch.Tensor | None = None
         self._cursor = 0
 
+    def seen(self, steps: int) -> int:
+        """Examples the first `steps` batches held: whole epochs, then full batches (the
+        short batch is only ever an epoch's last)."""
+        epochs, rest = divmod(steps, self.steps_per_epoch)
+        return epochs * self.size + rest * self.batch_size
+
     def next(self, generator: torch.Generator, device: torch.device) -> torch.Tensor:
         if self._order is None or self._cursor >= self.size:
             self._order = torch.randperm(self.size, generator=generator).to(device)

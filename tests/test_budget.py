@@ -63,8 +63,6 @@ def test_two_epochs_of_mnist_in_batches(write_spec, cli, tmp_path):
     assert column(runs[25], "samples") == [0, 50, 100, 150, 200]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: samples = step × batch_size counts the short last "
-                   "batch of an epoch as a full one (120 samples after one epoch of 100 images)")
 def test_samples_count_the_short_last_batch(write_spec, cli, tmp_path):
     r = run(write_spec, cli, tmp_path, MNIST.replace("[25, 30]", "30"))[30]
     # an epoch of 100 images is 30 + 30 + 30 + 10
