@@ -1,13 +1,15 @@
 """Write every table and figure of a results folder, and report.md linking them.
 
 Runs no model and imports no torch: everything comes from the Result files through the
-Store (the contour plots evaluate the landscape formula the trajectory measure stored).
+Store (the contour plots evaluate the landscape formula the trajectory measure stored) and
+from the landscapes `bench landscape` stored as data.
 """
 from __future__ import annotations
 
 from collections import defaultdict
 from pathlib import Path
 
+from bench.landscape import load_all as load_landscapes
 from bench.report import tables, theory_view
 from bench.report.figures import draw_all
 from bench.report.frame import name_of
@@ -26,9 +28,11 @@ def build_report(root: Path) -> Path:
             if stale.is_file():
                 stale.unlink()
     about = store.abouts()
+    landscapes = load_landscapes(root)
     lines = [f"# Report: {root.name}", "", tables.header(results), ""]
     for name, runs in by_exp.items():
-        lines += _experiment_section(root, name, runs, about.get(name, ""))
+        lines += _experiment_section(root, name, runs, about.get(name, ""),
+                                     _of_runs(landscapes.get(name, []), runs))
     lines += _errors_section(results)
     (root / "tables").mkdir(exist_ok=True)
     write_atomic(root / "tables" / "cells.csv", tables.cells_csv(results))
@@ -60,7 +64,15 @@ def _planned(ids: list[str] | None, results: list[dict]) -> list[dict]:
     return sorted((r for r in results if r["id"] in order), key=lambda r: order[r["id"]])
 
 
-def _experiment_section(root: Path, name: str, runs: list[dict], about: str) -> list[str]:
+def _of_runs(landscapes: list[dict], runs: list[dict]) -> list[dict]:
+    """The landscapes taken on cells the report shows (like results, those of older plans
+    stay on disk but out of the report)."""
+    ids = {r["id"] for r in runs}
+    return [d for d in landscapes if set(d.get("ids") or ()) <= ids]
+
+
+def _experiment_section(root: Path, name: str, runs: list[dict], about: str,
+                        landscapes: list[dict]) -> list[str]:
     lines = [f"## {name}", "", about, "", tables.header(runs), ""]
     rows = tables.summary_rows(runs)
     md = tables.markdown(rows)
@@ -76,7 +88,7 @@ def _experiment_section(root: Path, name: str, runs: list[dict], about: str) -> 
                   "least-squares slope of log ‖x − x*‖ over the second half of each run above "
                   "1e-11 (— with fewer than 4 evaluations there). Bounds are steps within "
                   "which theory says the method reaches the minimiser.", "", md, ""]
-    for title, fig in draw_all(name, runs):
+    for title, fig in draw_all(name, runs, landscapes):
         fname = f"{name}-{_slug(title)}.png"
         _save(fig, root / "figures" / fname)
         lines += [f"### {title}", "", f"![{title}](figures/{fname})", ""]

@@ -2,7 +2,9 @@
 
 A figure entry says which experiments it applies to (`applies(runs)`) and draws them
 (`draw(name, runs)` yields (title, Figure) pairs). The report builder draws, in registration
-order, every figure that applies; a new figure is one function here, nothing else.
+order, every figure that applies; a new figure is one function here, nothing else. A figure
+registered with `landscapes=True` also gets the experiment's stored landscapes (the dicts of
+`bench.landscape.load_all`): `applies(runs, landscapes)`, `draw(name, runs, landscapes)`.
 """
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from bench.cell import metric_name
-from bench.report import plots, theory_view
+from bench.report import geometry, plots, theory_view
 from bench.report.frame import name_of, varying_params
 from bench.theory import gd_steps_to_distance
 
@@ -19,26 +21,29 @@ from bench.theory import gd_steps_to_distance
 @dataclass(frozen=True)
 class FigureEntry:
     name: str
-    applies: Callable[[list[dict]], bool]
-    draw: Callable[[str, list[dict]], Iterator]
+    applies: Callable[..., bool]
+    draw: Callable[..., Iterator]
+    landscapes: bool = False   # applies and draw take the experiment's landscapes too
 
 
 FIGURES: list[FigureEntry] = []
 
 
-def figure(name: str, applies: Callable[[list[dict]], bool]) -> Callable:
+def figure(name: str, applies: Callable[..., bool], landscapes: bool = False) -> Callable:
     def add(draw: Callable) -> Callable:
         if any(f.name == name for f in FIGURES):
             raise ValueError(f"figure '{name}' registered twice")
-        FIGURES.append(FigureEntry(name, applies, draw))
+        FIGURES.append(FigureEntry(name, applies, draw, landscapes))
         return draw
     return add
 
 
-def draw_all(name: str, runs: list[dict]) -> Iterator[tuple[str, object]]:
+def draw_all(name: str, runs: list[dict],
+             landscapes: list[dict] = ()) -> Iterator[tuple[str, object]]:
     for entry in FIGURES:
-        if entry.applies(runs):
-            yield from entry.draw(name, runs)
+        extra = (list(landscapes),) if entry.landscapes else ()
+        if entry.applies(runs, *extra):
+            yield from entry.draw(name, runs, *extra)
 
 
 def by_problem(runs: list[dict]) -> dict[str, list[dict]]:
@@ -152,3 +157,106 @@ def rates(name: str, runs: list[dict]):
     """Linear rates on quadratics: measured against theory."""
     yield "rates measured vs predicted", plots.rates(
         theory_view.rate_points(theory_view.theory_rows(runs)))
+
+
+# ---- batch size, sharpness and landscapes (Keskar et al. 2017, Shallue et al. 2019) ---------
+def _targeted(runs: list[dict]) -> list[dict]:
+    return [r for r in runs if r["cell"]["budget"].get("target")]
+
+
+def _batch_sweep(runs: list[dict]) -> bool:
+    return len(geometry.batch_sizes(runs)) >= 2
+
+
+@figure("generalization and sharpness against batch size",
+        applies=lambda runs: _batch_sweep(runs) and not _targeted(runs))
+def against_batch_size(name: str, runs: list[dict]):
+    """Final test accuracy and the generalization gaps, then the sharpness measures recorded,
+    against batch size (median and IQR over seeds), per problem."""
+    for problem, rs in by_problem(runs).items():
+        if not _batch_sweep(rs):
+            continue
+        for short, what, panels, log_y in (
+                ("generalization", "final test accuracy and generalization gaps",
+                 geometry.GENERALIZATION, False),
+                ("sharpness", "final sharpness", geometry.SHARPNESS, True)):
+            shown = geometry.batch_panels(rs, panels)
+            if shown:
+                title = f"{name}: {what} against batch size, median and IQR over seeds\n{problem}"
+                yield (f"{short} against batch size {problem}",
+                       geometry.against_batch_size(shown, title, log_y))
+
+
+@figure("steps to target against batch size",
+        applies=lambda runs: _batch_sweep(_targeted(runs)))
+def steps_vs_batch_size(name: str, runs: list[dict]):
+    """Median steps to the target against batch size (log-log) with perfect scaling."""
+    for problem, rs in by_problem(_targeted(runs)).items():
+        if not _batch_sweep(rs):
+            continue
+        target = geometry.target_text(rs[0]["cell"]["budget"]["target"])
+        scaling = geometry.scaling_text(rs[0]["cell"].get("lr_scaling"))
+        yield (f"steps to target against batch size {problem}",
+               geometry.steps_against_batch_size(
+                   geometry.steps_lines(rs), f"{name}: steps to {target} against batch size"
+                   f"\n{problem}", xlabel=f"batch size ({scaling})",
+                   ylabel=f"steps to {target} (median, IQR over seeds)"))
+
+
+def _sharpness_curves(runs: list[dict]) -> list[dict]:
+    """Runs whose history records sharpness at two evaluations at least (not at the end only)."""
+    return [r for r in runs if sum(isinstance(h.get("sharpness"), (int, float))
+                                   for h in r["history"]) >= 2]
+
+
+@figure("sharpness over training", applies=lambda runs: bool(_sharpness_curves(runs)))
+def sharpness_over_training(name: str, runs: list[dict]):
+    for problem, rs in by_problem(_sharpness_curves(runs)).items():
+        title = (f"{name}: sharpness over training, median and IQR over seeds; dashed: 2/lr at "
+                 f"the last evaluation\n{problem}")
+        yield f"sharpness over training {problem}", geometry.sharpness_over_training(rs, title)
+
+
+def _landscapes(lands: list[dict], kind: str, cells: int | None = None) -> list[dict]:
+    """The stored landscapes of one kind (and number of cells), by batch size then seed."""
+    chosen = [d for d in lands if d.get("name") == kind
+              and (cells is None or len(d["cells"]) == cells)]
+    return sorted(chosen, key=lambda d: (geometry.batch_order(d["cells"][0]["batch_size"]),
+                                         d["cells"][0]["seed"], d["ids"]))
+
+
+@figure("interpolation between batch sizes", landscapes=True,
+        applies=lambda runs, lands: bool(_landscapes(lands, "interpolation", cells=2)))
+def interpolation_between(name: str, runs: list[dict], lands: list[dict]):
+    """Keskar's figure 3: a panel per seed, one figure per pair of batch sizes."""
+    pairs: dict[tuple, list[dict]] = defaultdict(list)
+    for d in _landscapes(lands, "interpolation", cells=2):
+        pairs[tuple(c["batch_size"] for c in d["cells"])].append(d)
+    for (a, b), ds in pairs.items():
+        ends = (geometry.batch_text(a), geometry.batch_text(b))
+        titles = geometry.landscape_titles(ds, runs, with_batch=False)
+        yield (f"interpolation {ends[0]} to {ends[1]}", geometry.interpolation(
+            list(zip(titles, ds)), ends, f"{name}: loss and accuracy along "
+            f"(1 − α)·θ({ends[0]}) + α·θ({ends[1]}), θ the final weights"))
+
+
+@figure("interpolation from initialisation", landscapes=True,
+        applies=lambda runs, lands: bool(_landscapes(lands, "interpolation", cells=1)))
+def interpolation_from_init(name: str, runs: list[dict], lands: list[dict]):
+    """Goodfellow et al.'s line from the initial to the final weights, a panel per cell."""
+    ds = _landscapes(lands, "interpolation", cells=1)
+    titles = geometry.landscape_titles(ds, runs, with_batch=True)
+    yield ("interpolation from initial to final weights", geometry.interpolation(
+        list(zip(titles, ds)), ("initial", "final"),
+        f"{name}: loss and accuracy along (1 − α)·θ(initial) + α·θ(final)"))
+
+
+@figure("loss contours", landscapes=True,
+        applies=lambda runs, lands: bool(_landscapes(lands, "contour")))
+def loss_contours(name: str, runs: list[dict], lands: list[dict]):
+    """Every contour of the experiment side by side, on one colour scale."""
+    ds = _landscapes(lands, "contour")
+    titles = geometry.landscape_titles(ds, runs, with_batch=True)
+    yield "training loss contours", geometry.contours(
+        list(zip(titles, ds)), f"{name}: training loss on a plane through the final weights "
+        "(filter-normalised random directions)")

@@ -42,7 +42,7 @@ X_AXES = {"step": "step", "epoch": "epoch", "grad_equivalents": "gradient-equiva
           "seconds": "training seconds"}
 
 
-def _median_band(runs: list[dict], metric: str, x: str = "step"):
+def median_band(runs: list[dict], metric: str, x: str = "step"):
     """Quartiles over seeds at every evaluated x, each run interpolated onto the common grid.
 
     A run counts only up to its own last point (a diverged run is never back-filled, a run that
@@ -115,7 +115,7 @@ def loss_curves(results: list[dict], title: str, x_axes: tuple = ("step",),
         ax = fig.add_subplot(1, len(x_axes), i + 1)
         positive = True
         for key in keys:
-            xs, q = _median_band(groups[key], metric, x)
+            xs, q = median_band(groups[key], metric, x)
             if not len(xs):
                 continue
             positive &= bool((q > 0).all())
