@@ -283,3 +283,13 @@ def test_the_report_draws_stored_landscapes_of_its_experiments_cells_only(tmp_pa
     assert not any(f.startswith("steps-") and "contour" in f for f in figures)
     assert "steps-steps-to-target-against-batch-size-mlp.png" in figures
     assert "sweep-generalization-against-batch-size-mlp.png" in figures
+
+
+def test_the_table_and_the_figure_agree_on_the_median_steps_to_target():
+    """A seed that missed the target counts above every seed that reached it: (120, None,
+    100) has median 120, not the 110 of the two that reached it; 512 (one of three) has none."""
+    from bench.report.tables import summary_rows
+    rows = {row["batch_size"]: row for row in summary_rows(targeted())}
+    assert rows[64]["steps to target (median)"] == 120
+    assert rows[32]["steps to target (median)"] == 210
+    assert rows[512]["steps to target (median)"] is None and rows[512]["target hit"] == "1/3"

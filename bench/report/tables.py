@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 
 from tabulate import tabulate
 
@@ -62,7 +63,9 @@ def _outcomes(runs: list[dict]) -> dict:
     if any("target" in r["cell"]["budget"] for r in runs):
         row["target hit"] = f"{len(reached)}/{len(runs)}"
         # a median over all runs, so it exists only when most runs reached the target
-        row["steps to target (median)"] = median(reached) if 2 * len(reached) > len(runs) else None
+        missed = [math.inf] * (len(runs) - len(reached))   # above every step that reached it
+        row["steps to target (median)"] = median(reached + missed) \
+            if 2 * len(reached) > len(runs) else None
     for m in TABLE_COLUMNS:
         vals = [r["summary"].get(m) for r in runs if r["status"] == "ok"]
         if any(v is not None for v in vals):
