@@ -151,6 +151,9 @@ METRICS = {
     "sharpness": Metric(display="sharpness (top Hessian eigenvalue)", in_table=True),
     "eps_sharpness": Metric(display="ε-sharpness", in_table=True),
     "hessian_trace": Metric(display="Hessian trace", log_scale=False, in_table=True),
+    "gap_accuracy": Metric(display="gap: train − test accuracy", log_scale=False),
+    "gap_loss": Metric(display="gap: test − train loss", log_scale=False),
+    "sparsity": Metric(display="sparsity (fraction of |w| < 1e-3)", log_scale=False),
     "val_loss": Metric(display="validation loss"),
     "test_loss": Metric(display="test loss"),
 }

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from bench import choices, filters
+from bench import choices, describe, filters
 from bench.cell import AXES, AXIS, AXIS_NAMES, CHOICE_AXES, REQUIRED, Cell, metric_name
 from bench.data import DataError
 from bench.measures import MEASURES
@@ -157,9 +157,38 @@ def _axis_choices(exp: Experiment, axis: str, issues: Issues) -> list[tuple[dict
     out = []
     for i, item in enumerate(items):
         path = (axis, i) if isinstance(value, list) else (axis,)
+        if axis == "regularizer" and isinstance(item, list):   # several in one cell
+            out += [(c, {axis: i}) for c in _combined(exp, item, path, issues)]
+            continue
         out += [(c, {f"{axis}.{k}": v for k, v in coords.items()} | {axis: i})
                 for c, coords in _resolve(exp, axis, item, path, issues)]
     return out
+
+
+def _combined(exp: Experiment, items: list, path: tuple, issues: Issues) -> list[dict]:
+    """A list inside the regularizer list: one `combined` choice whose parts are resolved
+    like any choice (one value each), labelled by joining the parts' names."""
+    if not items:
+        issues.add(exp.where(path), "a combined regularizer is a non-empty list of choices")
+        return []
+    parts = []
+    for j, item in enumerate(items):
+        resolved = _resolve(exp, "regularizer", item, path + (j,), issues)
+        if len(resolved) > 1:
+            issues.add(exp.where(path + (j,)), "a part of a combined regularizer takes one "
+                       "value per parameter (no grids or random draws)")
+        if len(resolved) != 1:
+            return []
+        part = resolved[0][0]
+        if part["name"] in ("combined", "none"):
+            issues.add(exp.where(path + (j,)), f"'{part['name']}' cannot be a part of a "
+                       "combined regularizer")
+            return []
+        parts.append(part)
+    label = " + ".join(p.get("label") or describe.short(
+        "regularizer", p, describe.defaults_of("regularizer", p["name"])) for p in parts)
+    bare = [{"name": p["name"], "params": p["params"]} for p in parts]
+    return [{"name": "combined", "params": {"parts": bare}, "label": label}]
 
 
 def _resolve(exp: Experiment, axis: str, item: Any, path: tuple, issues: Issues) -> list:

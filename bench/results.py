@@ -54,6 +54,8 @@ def summarize(outcome: Outcome) -> dict:
     last = outcome.history[-1] if outcome.history else {}
     if last.get("seconds"):
         out["samples_per_second"] = last.get("samples", 0) / last["seconds"]
+    if outcome.stopped_at is not None:   # early stopping: when, and whose weights remain
+        out |= {"stopped_at": outcome.stopped_at, "restored_step": outcome.restored_step}
     if outcome.measures:
         out["measures"] = outcome.measures
     return out

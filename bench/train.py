@@ -36,6 +36,8 @@ class Outcome:
     diverged_at: int | None = None
     target_step: int | None = None
     target_seconds: float | None = None
+    stopped_at: int | None = None       # the step early stopping ended the run at
+    restored_step: int | None = None    # the step whose weights it put back
     measures: dict = field(default_factory=dict)
     measure_keys: list = field(default_factory=list)   # history fields the measures wrote
     artifacts: dict = field(default_factory=dict)      # measure tensors stored beside the result
@@ -148,7 +150,8 @@ class _Run:
         """criterion(forward(inputs)), with the regularizer's hooks on the batch and the loss."""
         inputs, targets = self.problem.inputs(batch)
         inputs, targets = self.regularizer.on_batch(inputs, targets, self.generator)
-        loss = self.problem.criterion(self.problem.forward(inputs), targets)
+        loss = self.regularizer.criterion(self.problem.criterion,
+                                          self.problem.forward(inputs), targets)
         penalty = self.regularizer.penalty(self.params)
         return loss if penalty is None else loss + penalty
 
@@ -226,6 +229,11 @@ class _Run:
             self.out.target_step, self.out.target_seconds = step, self.clock.synced_seconds()
         elif reason == "timeout":
             self.out.status = "timeout"
+        elif reason == "stopped":
+            self.out.stopped_at = step
+            self.out.restored_step = self.regularizer.restore(self.problem)
+            if self.out.restored_step is not None:
+                recorded = False   # the last entry is the restored weights' evaluation
         if not recorded:
             self.record(step)
         return True
@@ -304,6 +312,7 @@ class _Run:
                  **count_fields(self.counts, self.dim), **metrics}
         self.measure_into(entry, step, metrics, "evaluations")
         self.out.history.append(entry)
+        self.regularizer.on_evaluation(self.problem, entry)
         return metrics
 
     def measure_into(self, entry: dict, step: int, metrics: dict, at: str) -> None:

@@ -66,3 +66,16 @@ def three_c_three_d(channels: int, size: int, classes: int, activation: str) -> 
 
 
 ARCHITECTURES = {"lenet": lenet, "3c3d": three_c_three_d}
+
+
+SPARSE_BELOW = 1e-3
+
+
+@torch.no_grad()
+def sparsity(model: nn.Module) -> float:
+    """The fraction of weights (tensors of rank ≥ 2: no biases, no norm scales) with
+    |w| < 1e-3: what an L1 penalty drives up."""
+    weights = [p for p in model.parameters() if p.dim() >= 2]
+    small = sum(int((w.abs() < SPARSE_BELOW).sum()) for w in weights)
+    return small / max(1, sum(w.numel() for w in weights))
+

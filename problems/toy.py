@@ -35,13 +35,14 @@ class ToyMLP(BaseProblem):
         return F.cross_entropy(out, targets.argmax(1))
 
     def metric_names(self) -> list[str]:
-        return ["train_loss", "train_accuracy"]
+        return ["train_loss", "train_accuracy", "sparsity"]
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
         out = self.model(self.examples)
         hit = (out.argmax(1) == self.targets.argmax(1)).float().mean()
-        return {"train_loss": float(self.loss(None)), "train_accuracy": float(hit)}
+        return {"train_loss": float(self.loss(None)), "train_accuracy": float(hit),
+                "sparsity": models.sparsity(self.model)}
 
     def activation_layers(self):
         kind = type(models.ACTIVATIONS[self.activation]())

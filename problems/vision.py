@@ -64,7 +64,8 @@ class ImageClassifier(BaseProblem):
 
     def metric_names(self) -> list[str]:
         names = ["train_loss", "train_accuracy", "test_loss", "test_accuracy"]
-        return names + (["val_loss", "val_accuracy"] if self.data.val is not None else [])
+        names += ["val_loss", "val_accuracy"] if self.data.val is not None else []
+        return names + ["gap_accuracy", "gap_loss", "sparsity"]
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
@@ -74,6 +75,11 @@ class ImageClassifier(BaseProblem):
         for name, split in splits.items():
             if split is not None:
                 out[f"{name}_loss"], out[f"{name}_accuracy"] = self._measure(split)
+        # the generalization gap, on clean training images in eval mode (no dropout, no
+        # augmentation: the training loss the optimizer sees is not this one)
+        out["gap_accuracy"] = out["train_accuracy"] - out["test_accuracy"]
+        out["gap_loss"] = out["test_loss"] - out["train_loss"]
+        out["sparsity"] = models.sparsity(self.model)
         return out
 
     def _measure(self, split: Split, chunk: int = 5000) -> tuple[float, float]:
