@@ -51,6 +51,7 @@ class Probe:
 class Measure:
     """The hooks, each doing nothing unless a measure overrides it."""
     every_step = False   # observe after every step (else at step 0 only)
+    watches_cycles = False   # cycle_end after each cycle of a restarting schedule
     at = "evaluations"   # when at_evaluation runs: "evaluations" (every one) or "end" (the last)
 
     def unsuitable(self, problem) -> str | None:
@@ -64,6 +65,9 @@ class Measure:
 
     def at_evaluation(self, probe: Probe) -> dict:
         return {}
+
+    def cycle_end(self, problem, step: int) -> None:
+        return None
 
     def finish(self, probe: Probe) -> None:
         return None
@@ -443,3 +447,61 @@ class Checkpoint(Measure):
 
     def artifacts(self) -> dict:
         return {"checkpoint": self.states}
+
+
+# ---- predictions: ensembles are built from them in the report ------------------------------
+@MEASURES.register("predictions")
+@dataclass
+class Predictions(Measure):
+    """The test set's class probabilities after training, for ensembles in the report.
+
+    Stored compactly beside the result as `cells/<id>.predictions.npz` (numpy, float16
+    probabilities and the labels; read with `numpy.load`, no pickle). The report averages
+    the probabilities of cells that differ only in their seed (a seed ensemble) and, with
+    `snapshots`, those of one run's cycles (a snapshot ensemble, Huang et al. 2017).
+
+    Args:
+        snapshots: also keep the probabilities at the end of every cycle of a restarting
+            schedule (sgdr, cyclic); with another schedule there are none.
+    """
+    snapshots: bool = False
+    taken: dict = field(default_factory=dict, init=False, repr=False)
+
+    @property
+    def watches_cycles(self) -> bool:
+        return self.snapshots
+
+    def unsuitable(self, problem) -> str | None:
+        data = getattr(problem, "data", None)
+        if getattr(data, "test", None) is None or getattr(problem, "loss_kind", None) is None:
+            return "predictions needs a classifier with a test set"
+        return None
+
+    def cycle_end(self, problem, step: int) -> None:
+        self.taken[f"snapshot_{step}"] = self._probabilities(problem)
+
+    def finish(self, probe: Probe) -> None:
+        self.taken["final"] = self._probabilities(probe.problem)
+        self.taken["labels"] = probe.problem.data.test.y.cpu().numpy().astype(np.int64)
+
+    def result(self) -> dict:
+        final = self.taken.get("final")
+        return {"snapshots": sorted(int(k.split("_")[1]) for k in self.taken
+                                    if k.startswith("snapshot_")),
+                "examples": 0 if final is None else int(final.shape[0])}
+
+    def artifacts(self) -> dict:
+        return {"predictions": dict(self.taken)}
+
+    @staticmethod
+    def _probabilities(problem) -> np.ndarray:
+        model, was_training = problem.model, problem.model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                x = problem.data.test.x
+                probs = torch.cat([model(x[i:i + 5000]).softmax(1)
+                                   for i in range(0, len(x), 5000)])
+        finally:
+            model.train(was_training)
+        return probs.cpu().numpy().astype(np.float16)

@@ -116,13 +116,24 @@ class ArtifactError(Exception):
     """A stored artifact that cannot be read, or that holds more than tensors."""
 
 
-def save_artifact(path: Path, tensors: dict) -> None:
-    """torch.save through a temporary file, fsync and rename, like every result file."""
-    import torch
+def artifact_suffix(data: dict) -> str:
+    """numpy arrays only: `.npz` (the report reads it without torch); else torch's `.pt`."""
+    import numpy
+    return ".npz" if all(isinstance(v, numpy.ndarray) for v in data.values()) else ".pt"
+
+
+def save_artifact(path: Path, data: dict) -> None:
+    """np.savez_compressed or torch.save through a temporary file, fsync and rename, like
+    every result file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "wb") as fh:
-        torch.save(tensors, fh)
+        if path.suffix == ".npz":
+            import numpy
+            numpy.savez_compressed(fh, **data)
+        else:
+            import torch
+            torch.save(data, fh)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
@@ -225,14 +236,14 @@ class Store:
         found = re.search(r'"status":\s*"(\w+)"', head)
         return found.group(1) if found else None
 
-    def artifact_path(self, cell_id: str, name: str) -> Path:
-        return self.cells / f"{cell_id}.{name}.pt"
+    def artifact_path(self, cell_id: str, name: str, suffix: str = ".pt") -> Path:
+        return self.cells / f"{cell_id}.{name}{suffix}"
 
     def write(self, result: dict) -> None:
         """Write a Result (its artifacts first, so a result on disk has its checkpoint),
         then note it in log.jsonl (an append-only record of what ran)."""
-        for name, tensors in (result.pop("artifacts", None) or {}).items():
-            save_artifact(self.artifact_path(result["id"], name), tensors)
+        for name, data in (result.pop("artifacts", None) or {}).items():
+            save_artifact(self.artifact_path(result["id"], name, artifact_suffix(data)), data)
         write_atomic(self.path(result["id"]), result)
         entry = {"id": result["id"], "status": result["status"], "time": time.time(),
                  "pid": os.getpid()}

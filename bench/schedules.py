@@ -33,6 +33,11 @@ class Schedule:
     def shape(self, step: int, total: int) -> float:
         return 1.0
 
+    def cycle_ended(self, step: int, total: int) -> bool:
+        """True when the weights after optimizer step `step` (1-based) end a cycle of a
+        restarting schedule (the snapshots of a snapshot ensemble)."""
+        return False
+
 
 @SCHEDULES.register("constant")
 @dataclass(frozen=True)
@@ -195,6 +200,10 @@ class SGDR(Schedule):
             start, length = begin(k), self.period * self.mult ** k
         return _cosine((step - start) / length, self.min_factor)
 
+    def cycle_ended(self, step: int, total: int) -> bool:
+        t = step - self.warmup   # the next step's position: a restart jumps back up
+        return t >= 1 and self.shape(t, total) > self.shape(t - 1, total)
+
 
 @SCHEDULES.register("cyclic", sample={"period": 10})
 @dataclass(frozen=True)
@@ -223,6 +232,10 @@ class Cyclic(Schedule):
         phase = (step % self.period) / self.period
         tri = 1 - abs(2 * phase - 1)
         return 1 + (self.max_factor - 1) * tri
+
+    def cycle_ended(self, step: int, total: int) -> bool:
+        t = step - self.warmup   # back at the cycle's floor
+        return t >= 1 and t % self.period == 0
 
 
 def _cosine(progress: float, floor: float) -> float:

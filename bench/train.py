@@ -188,6 +188,7 @@ class _Run:
             if self.diverged_on_loss(force=step % self.sync_every == 0):
                 break
             self.observe(step)
+            self.end_of_cycle(step)
             if self.settle(step, *self.metrics_at(step)):
                 break
         self.diverged_on_loss(force=True)
@@ -295,6 +296,14 @@ class _Run:
         with self.clock.paused():   # measuring is not training
             for measure in active:
                 measure.observe(self.problem, step)
+
+    def end_of_cycle(self, step: int) -> None:
+        """Measures that keep snapshots hear of each cycle a restarting schedule ends."""
+        watching = [m for m in self.measures.values() if m.watches_cycles]
+        if watching and self.schedule.cycle_ended(step, self.total):
+            with self.measuring():
+                for measure in watching:
+                    measure.cycle_end(self.problem, step)
 
     def record(self, step: int) -> dict:
         """Evaluate and append a history entry; an exploded loss diverges the run instead."""

@@ -10,7 +10,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from bench.landscape import load_all as load_landscapes
-from bench.report import tables, theory_view
+from bench.report import ensembles, tables, theory_view
 from bench.report.figures import draw_all
 from bench.report.frame import name_of
 from bench.results import Store, write_atomic
@@ -89,10 +89,30 @@ def _experiment_section(root: Path, name: str, runs: list[dict], about: str,
                   "1e-11 (— with fewer than 4 evaluations there). Bounds are steps within "
                   "which theory says the method reaches the minimiser.", "", md, ""]
     for title, fig in draw_all(name, runs, landscapes):
-        fname = f"{name}-{_slug(title)}.png"
-        _save(fig, root / "figures" / fname)
-        lines += [f"### {title}", "", f"![{title}](figures/{fname})", ""]
-    return lines
+        lines += _figure(root, name, title, fig)
+    return lines + _ensembles_section(root, name, runs)
+
+
+def _figure(root: Path, name: str, title: str, fig) -> list[str]:
+    fname = f"{name}-{_slug(title)}.png"
+    _save(fig, root / "figures" / fname)
+    return [f"### {title}", "", f"![{title}](figures/{fname})", ""]
+
+
+def _ensembles_section(root: Path, name: str, runs: list[dict]) -> list[str]:
+    """Seed and snapshot ensembles of the stored predictions, a table each and one figure."""
+    seed, snapshot = ensembles.seed_rows(root, runs), ensembles.snapshot_rows(root, runs)
+    if not seed and not snapshot:
+        return []
+    lines = ["### Ensembles", "", "Test accuracy of the averaged class probabilities "
+             "against the single models'.", ""]
+    for rows, what in ((seed, "seed-ensembles"), (snapshot, "snapshot-ensembles")):
+        if rows:
+            md = tables.markdown(rows)
+            write_atomic(root / "tables" / f"{name}-{what}.md", md + "\n")
+            lines += [md, ""]
+    title = "single models against their ensembles"
+    return lines + _figure(root, name, title, ensembles.figure(seed, snapshot, f"{name}: {title}"))
 
 
 def _save(fig, path: Path) -> None:
