@@ -505,3 +505,7 @@ class Predictions(Measure):
         finally:
             model.train(was_training)
         return probs.cpu().numpy().astype(np.float16)
+
+
+# measures kept in their own modules register themselves on import
+from bench import weight_stats  # noqa: E402,F401

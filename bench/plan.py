@@ -46,6 +46,7 @@ def _experiment_cells(exp: Experiment, issues: Issues) -> list[Cell]:
 
 
 def _plan_experiment(exp: Experiment, issues: Issues) -> list[Cell]:
+    before = len(issues)   # this experiment's own findings decide whether it is planned
     axes = {a.name: (_axis_choices(exp, a.name, issues) if a.is_choice else
                      [(v, {a.name: i}) for i, v in enumerate(_listed(exp, a.name))])
             for a in AXES}
@@ -55,7 +56,7 @@ def _plan_experiment(exp: Experiment, issues: Issues) -> list[Cell]:
     zips = filters.zip_groups(exp, axes, issues)
     exclude = filters.exclude_patterns(exp, axes, issues)
     budget = normalized_budget(exp.data.get("budget") or {})
-    if issues:
+    if len(issues) > before:
         return []
     cells, seen = [], set()
     for combo in itertools.product(*(axes[a] for a in AXIS_NAMES)):
@@ -79,6 +80,10 @@ def _lr_scaling(exp: Experiment, axes: dict, issues: Issues) -> dict | None:
     value = exp.data.get("lr_scaling")
     if not isinstance(value, dict) or value.get("rule", "none") == "none":
         return None
+    for choice in _unique(c for c, _ in axes["problem"]):
+        if not probe_problem(exp, choice).accepts_batch_size:
+            issues.add(exp.where(("lr_scaling",)), f"lr_scaling scales the lr with the batch "
+                       f"size, and problem '{choice['name']}' has no data to batch")
     for choice, coords in _unique_with(axes["optimizer"]):
         names = [p.name for p in entry_for("optimizer", choice["name"]).parameters()]
         if "lr" not in names:

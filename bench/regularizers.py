@@ -516,3 +516,7 @@ def combined(parts: list[dict]) -> Combined:
         raise ValueError("a combined regularizer takes a non-empty list of other regularizers")
     return Combined([REGULARIZERS.get(p["name"]).factory(**p.get("params", {}))
                      for p in parts])
+
+
+# regularizers kept in their own modules register themselves on import
+from bench import augment  # noqa: E402,F401

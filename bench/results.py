@@ -152,8 +152,8 @@ def load_artifact(path: Path) -> dict:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ArtifactError(f"{path}: refused: it holds objects other than tensors "
                             f"({first})") from None
-    except (OSError, RuntimeError, EOFError) as exc:
-        raise ArtifactError(f"{path}: cannot be read: {exc}") from None
+    except Exception as exc:   # anything else a non-checkpoint file makes torch raise
+        raise ArtifactError(f"{path}: cannot be read: {type(exc).__name__}: {exc}") from None
 
 
 class Store:
