@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from bench.cell import metric_name
-from bench.report import geometry, plots, theory_view
+from bench.report import geometry, plots, regularization, theory_view
 from bench.report.frame import name_of, varying_params
 from bench.theory import gd_steps_to_distance
 
@@ -260,3 +260,54 @@ def loss_contours(name: str, runs: list[dict], lands: list[dict]):
     yield "training loss contours", geometry.contours(
         list(zip(titles, ds)), f"{name}: training loss on a plane through the final weights "
         "(filter-normalised random directions)")
+
+
+# ---- regularization: the generalization gap, the curves, the weights -------------------------
+def _regularized(runs: list[dict], needs: Callable[[list[dict]], bool]) -> dict[str, list[dict]]:
+    """The problems (and their runs) that try two regularizers at least and have what the
+    figure `needs`."""
+    return {problem: rs for problem, rs in by_problem(runs).items()
+            if regularization.compares_regularizers(rs) and needs(rs)}
+
+
+def _has_final_accuracy(runs: list[dict]) -> bool:
+    return regularization.has_final(runs, "test_accuracy")
+
+
+def _has_weight_histograms(runs: list[dict]) -> bool:
+    return any(regularization.histogram_of(r) for r in runs)
+
+
+@figure("generalization gap per regularizer",
+        applies=lambda runs: bool(_regularized(runs, _has_final_accuracy)))
+def gap_per_regularizer(name: str, runs: list[dict]):
+    """Final test accuracy, train − test gap and train accuracy: median, IQR and every seed,
+    a row per regularizer."""
+    for problem, rs in _regularized(runs, _has_final_accuracy).items():
+        title = (f"{name}: final accuracy and generalization gap per regularizer (dot: median, "
+                 f"bar: IQR, ticks: seeds; dotted: no regularizer)\n{problem}")
+        yield (f"generalization gap per regularizer {problem}",
+               regularization.generalization(regularization.config_rows(rs), title))
+
+
+@figure("train and test curves per regularizer",
+        applies=lambda runs: bool(_regularized(runs, regularization.has_curves)))
+def curves_per_regularizer(name: str, runs: list[dict]):
+    """Train and test accuracy against epochs, a panel per regularizer on one y scale."""
+    for problem, rs in _regularized(runs, regularization.has_curves).items():
+        title = (f"{name}: train and test accuracy per regularizer, median and IQR over "
+                 f"seeds (shaded between them: the gap)\n{problem}")
+        yield (f"train and test accuracy per regularizer {problem}",
+               regularization.train_test_curves(regularization.config_rows(rs), title,
+                                                regularization.curve_x(rs)))
+
+
+@figure("weight histograms",
+        applies=lambda runs: bool(_regularized(runs, _has_weight_histograms)))
+def weight_histograms(name: str, runs: list[dict]):
+    """log10|w| at the end of training, a line per regularizer (first seed)."""
+    for problem, rs in _regularized(runs, _has_weight_histograms).items():
+        title = (f"{name}: weight magnitudes at the end of training, per regularizer "
+                 f"(first seed; sparsity: fraction of |w| < 1e-3)\n{problem}")
+        yield (f"weight histograms {problem}",
+               regularization.weight_figure(regularization.config_rows(rs), title))
