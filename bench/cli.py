@@ -53,6 +53,30 @@ def parser() -> argparse.ArgumentParser:
     land.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
     land.add_argument("--data-dir", help="look here first for datasets (default: the spec's)")
     land.add_argument("--rerun", action="store_true", help="recompute stored landscapes")
+    cmp = sub.add_parser("compare", help="hold a candidate results folder against a baseline: "
+                                         "speed and convergence, with verdicts")
+    cmp.add_argument("baseline", help="the baseline results folder")
+    cmp.add_argument("candidate", help="the candidate results folder")
+    _compare_args(cmp)
+    chk = sub.add_parser("check", help="run a spec into a fresh folder and compare it with a "
+                                       "baseline (the CI gate)")
+    _spec_args(chk)
+    chk.add_argument("--baseline", help="the baseline results folder (default: "
+                                        "results/baselines/<machine kind>)")
+    chk.add_argument("--out", help="the fresh results folder (default: "
+                                   "results/<name>-check-<time>)")
+    chk.add_argument("--workers", type=int, help="worker processes (default: number of cores)")
+    chk.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    chk.add_argument("--threads", type=int, default=1, help="torch threads per worker")
+    _compare_args(chk)
+    base = sub.add_parser("baseline", help="run a spec into a baseline folder for `bench "
+                                           "check`, replacing the old one only when done")
+    _spec_args(base)
+    base.add_argument("--out", help="default: results/baselines/<machine kind>")
+    base.add_argument("--workers", type=int, help="worker processes (default: number of cores)")
+    base.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    base.add_argument("--threads", type=int, default=1, help="torch threads per worker")
+    sub.add_parser("machine", help="print this machine's kind (the name of its baselines)")
     data = sub.add_parser("data", help="datasets: list them, show where they are, fetch them")
     data.add_argument("action", choices=("list", "path", "fetch"))
     data.add_argument("name", nargs="?", help="a dataset (all of them when left out)")
@@ -68,6 +92,16 @@ def _spec_args(p: argparse.ArgumentParser) -> None:
                         "keys experiment, id, problem, optimizer, optimizer.lr, seed, …")
 
 
+def _compare_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tolerance", action="append", default=[], metavar="METRIC=TOL",
+                   help="e.g. seconds_per_step=10%%, steps_to_target=0, "
+                        "final_test_accuracy=0.005 (over the spec's `compare:` and the defaults)")
+    p.add_argument("--metrics", help="compare only these metrics (comma-separated)")
+    p.add_argument("--compare-out", help="where compare.md and compare.csv go "
+                                         "(default: CANDIDATE/compare)")
+    p.add_argument("--all", action="store_true", help="print every row, not only the changes")
+
+
 KINDS = {f"{a}s": a for a in CHOICE_AXES} | {"measures": "measure"}   # bench list KIND
 
 
@@ -81,6 +115,12 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_landscape(args)
     if args.command == "data":
         return cmd_data(args)
+    if args.command == "compare":
+        return cmd_compare(args)
+    if args.command == "machine":
+        from bench.calibrate import machine_kind
+        print(machine_kind())
+        return EXIT_OK
     from bench import plan
     try:
         spec = load_spec(args.spec, args.profile)
@@ -99,8 +139,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench: no cell matches --only {' --only '.join(args.only)} "
               f"(of {len(everything)} cells)", file=sys.stderr)
         return EXIT_USAGE
-    return {"validate": cmd_validate, "list": cmd_list, "run": cmd_run}[args.command](
-        args, spec, cells)
+    return {"validate": cmd_validate, "list": cmd_list, "run": cmd_run,
+            "check": cmd_check, "baseline": cmd_baseline}[args.command](args, spec, cells)
 
 
 def cmd_validate(args, spec, cells) -> int:
@@ -220,7 +260,7 @@ def _write_plan(store: Store, spec, cells, merge: bool) -> None:
         store.remove_temporaries()
     data_dir = spec.experiments[0].data_dir if spec.experiments else None
     store.write_spec({"name": spec.name, "profile": spec.profile, "source": spec.file,
-                      "data_dir": data_dir,
+                      "data_dir": data_dir, "compare": spec.compare,
                       "experiments": {e.name: e.data for e in spec.experiments}})
     store.write_plan([c.id for c in cells], merge)
 
@@ -271,3 +311,110 @@ def _where(data, name: str, data_dir: str | None) -> str:
     except data.DataError:
         looked = ", ".join(str(p) for p in data.candidates(data.dataset(name), data_dir))
         return f"missing (looked in {looked})"
+
+
+# ---- bench compare and bench check ------------------------------------------------------------
+def cmd_compare(args, spec_tolerances: dict | None = None) -> int:
+    from bench import compare, compare_io
+    baseline, candidate = Path(args.baseline), Path(args.candidate)
+    try:
+        base = compare_io.load_folder(baseline, "baseline")
+        cand = compare_io.load_folder(candidate, "candidate")
+        stored = Store(candidate).read_spec().get("compare") if spec_tolerances is None else None
+        tols = _tolerances(args, spec_tolerances if spec_tolerances is not None else stored)
+    except (compare_io.CompareInputError, compare.ToleranceError) as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    result = compare.compare(base, cand, tols)
+    if not result.matched:
+        print(f"bench: {baseline} and {candidate} have no cell in common (cell ids differ: "
+              "another spec, profile or version of the suite?); nothing to compare",
+              file=sys.stderr)
+        return EXIT_USAGE
+    written = compare_io.write(result, Path(args.compare_out or candidate / "compare"),
+                               baseline, candidate, tols)
+    print(compare_io.terminal_table(result, args.all))
+    failing = result.failures
+    verdict = (f"FAILED: {len(failing)} comparison(s) beyond tolerance in "
+               f"{len({r.group for r in failing})} configuration(s)" if failing else "passed")
+    print(f"bench compare: {verdict}; details in {written}", file=sys.stderr)
+    return EXIT_CELL_ERRORS if failing else EXIT_OK
+
+
+def _tolerances(args, spec_layer: dict | None) -> dict:
+    from bench import compare
+    given = {}
+    for item in args.tolerance:
+        metric, sep, tol = item.partition("=")
+        if not sep:
+            raise compare.ToleranceError(f"--tolerance {item}: write METRIC=TOL, e.g. "
+                                         "seconds_per_step=10%")
+        given[metric.strip()] = tol.strip()
+    tols = compare.tolerances(compare.DEFAULT_TOLERANCES, spec_layer or {}, given)
+    if args.metrics:
+        wanted = [m.strip() for m in args.metrics.split(",") if m.strip()]
+        for m in wanted:
+            if m not in tols:
+                tols[m] = compare.parse_tolerance(m, "10%" if m in compare.SPEED else 0)
+        tols = {m: tols[m] for m in wanted}
+    return tols
+
+
+def cmd_check(args, spec, cells) -> int:
+    """Run the spec into a fresh folder, then compare it with the baseline: one CI command."""
+    from bench import compare_io
+    args.baseline = args.baseline or str(default_baseline())
+    try:   # a missing baseline is found before anything runs
+        compare_io.load_folder(Path(args.baseline), "baseline")
+    except compare_io.CompareInputError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    out = Path(args.out) if args.out else _fresh_folder(spec.name)
+    if out.exists() and any(out.iterdir()):
+        print(f"bench: --out {out} is not empty; `bench check` runs into a fresh folder",
+              file=sys.stderr)
+        return EXIT_USAGE
+    run_args = argparse.Namespace(**vars(args), rerun=False, dry_run=False, no_report=True)
+    run_args.out = str(out)
+    code = cmd_run(run_args, spec, cells)
+    if code not in (EXIT_OK, EXIT_CELL_ERRORS):
+        return code
+    cmp_args = argparse.Namespace(**vars(args), candidate=str(out))
+    gate = cmd_compare(cmp_args, spec.compare)
+    return gate if gate != EXIT_OK else code
+
+
+def _fresh_folder(name: str) -> Path:
+    import time
+    return Path("results") / f"{name}-check-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def default_baseline() -> Path:
+    from bench.calibrate import machine_kind
+    return Path("results") / "baselines" / machine_kind()
+
+
+def cmd_baseline(args, spec, cells) -> int:
+    """Run into a fresh folder beside the baseline; swap it in only when every cell finished,
+    so a failed or interrupted run leaves the old baseline as it was."""
+    import shutil
+    import tempfile
+    target = Path(args.out) if args.out else default_baseline()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fresh = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    run_args = argparse.Namespace(**vars(args), rerun=False, dry_run=False, no_report=True)
+    run_args.out = str(fresh)
+    code = cmd_run(run_args, spec, cells)
+    if code != EXIT_OK:
+        shutil.rmtree(fresh, ignore_errors=True)
+        print(f"bench: the baseline run did not finish cleanly; {target} is unchanged",
+              file=sys.stderr)
+        return code
+    old = target.with_name(f".{target.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if target.exists():
+        target.rename(old)
+    fresh.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
+    print(f"bench: baseline of {len(cells)} cells in {target}", file=sys.stderr)
+    return EXIT_OK

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
@@ -17,7 +18,7 @@ from typing import Protocol
 
 import torch
 
-from bench import describe
+from bench import calibrate, describe
 from bench.cell import Cell
 from bench.results import environment, make_result
 from bench.train import run_cell
@@ -48,8 +49,12 @@ def process_settings(threads: int = 1):
 def work(cell_dict: dict, device: str, data_dir: str | None = None) -> dict:
     """Run one cell in a worker; returns its Result as plain data."""
     cell = Cell.from_dict(cell_dict)
-    return make_result(cell, run_cell(cell, device, data_dir), environment(device),
-                       describe.cell_defaults(cell))
+    worker = {"pid": os.getpid(), "started": time.time()}
+    before = calibrate.measure()   # the yardstick, in this process, around the cell
+    outcome = run_cell(cell, device, data_dir)
+    env = environment(device) | {"calibration": {"before": before, "after": calibrate.measure()},
+                                 "machine_kind": calibrate.machine_kind(), "worker": worker}
+    return make_result(cell, outcome, env, describe.cell_defaults(cell))
 
 
 class Inline:

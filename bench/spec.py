@@ -18,8 +18,9 @@ from bench.yamlio import Issue, Mark, SpecError, load
 EXPERIMENT_KEYS = ("about",) + AXIS_NAMES + ("budget", "exclude", "zip", "samples", "measures",
                                               "lr_scaling", "landscapes")
 LR_RULES = ("none", "linear", "sqrt")
-TOP_KEYS = ("name", "about", "seeds", "defaults", "profiles", "experiments", "data_dir")
-PROFILE_KEYS = ("about", "seeds", "defaults", "experiments")
+TOP_KEYS = ("name", "about", "seeds", "defaults", "profiles", "experiments", "data_dir",
+            "compare")
+PROFILE_KEYS = ("about", "seeds", "defaults", "experiments", "only", "compare")
 BUDGET_KEYS = ("steps", "epochs", "eval_every", "evals_per_epoch", "time_limit", "target")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -54,6 +55,7 @@ class Spec:
     profile: str | None
     experiments: list[Experiment]
     issues: list = field(default_factory=list)   # found while loading; planning raises them
+    compare: dict = field(default_factory=dict)  # metric -> tolerance for `bench compare`
 
 
 class Issues(list):
@@ -82,8 +84,51 @@ def load_spec(path: str, profile: str | None = None) -> Spec:
                    "(results go to results/<name>/)")
     prof = _select_profile(data, profile, at, issues)
     experiments = _experiments(data, prof, marks, file, at, issues)
+    experiments = _only(experiments, prof, ("profiles", _profile_name(data, prof)), at, issues)
+    compare = _compare_section(data, prof, ("profiles", _profile_name(data, prof)), at, issues)
     # not raised yet: planning adds its own findings, so that all are reported together
-    return Spec(str(name), str(data.get("about", "")), file, profile, experiments, list(issues))
+    return Spec(str(name), str(data.get("about", "")), file, profile, experiments, list(issues),
+                compare)
+
+
+def _only(experiments: list, prof: dict, prof_path: tuple, at, issues: Issues) -> list:
+    """A profile's `only: [experiment, …]` runs just those experiments (a CI profile)."""
+    if "only" not in prof:
+        return experiments
+    only = prof["only"]
+    names = [e.name for e in experiments]
+    if not isinstance(only, list) or not only or not all(isinstance(n, str) for n in only):
+        issues.add(at(prof_path + ("only",)), "'only' must be a non-empty list of experiment "
+                                              f"names; allowed: {', '.join(names)}")
+        return experiments
+    for i, n in enumerate(only):
+        if n not in names:
+            issues.add(at(prof_path + ("only", i)),
+                       f"'only' names unknown experiment '{n}'; {did_you_mean(n, names)}")
+    return [e for e in experiments if e.name in only]
+
+
+def _compare_section(data: dict, prof: dict, prof_path: tuple, at, issues: Issues) -> dict:
+    """`compare: {metric: tolerance}` (the profile's entries over the top level's), checked
+    here so that a typo fails at its line, not in CI."""
+    from bench.compare import ToleranceError, parse_tolerance
+    out = {}
+    for section, path in ((data.get("compare"), ("compare",)),
+                          (prof.get("compare"), prof_path + ("compare",))):
+        if section is None:
+            continue
+        if not isinstance(section, dict):
+            issues.add(at(path), "'compare' must map metric names to tolerances, e.g. "
+                                 "{seconds_per_step: 10%, steps_to_target: 0}")
+            continue
+        for metric, tolerance in section.items():
+            try:
+                parse_tolerance(str(metric), tolerance)
+            except ToleranceError as exc:
+                issues.add(at(path + (metric,)), str(exc))
+                continue
+            out[str(metric)] = tolerance
+    return out
 
 
 def _check_keys(obj: dict, path: tuple, allowed: tuple, what: str, at, issues: Issues) -> None:
