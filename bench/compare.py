@@ -24,7 +24,7 @@ import re
 import statistics
 from dataclasses import dataclass, field
 
-from bench.calibrate import local_yardsticks
+from bench.calibrate import yardstick
 from bench.cell import cell_id, maximized
 
 SPEED = {"seconds_per_step": False, "seconds_to_target": False,   # metric -> higher is better
@@ -246,7 +246,8 @@ def compare(baseline: list[dict], candidate: list[dict], tols: dict[str, Toleran
     cand = {r["id"]: r for r in candidate}
     common = [i for i in base if i in cand]
     notes = _machine_notes(baseline, candidate)
-    units = {"base": local_yardsticks(baseline), "cand": local_yardsticks(candidate)}
+    units = {"base": {r["id"]: _unit(r) for r in baseline},
+             "cand": {r["id"]: _unit(r) for r in candidate}}
     normalised = all(units["base"][i] and units["cand"][i] for i in common)
     if common and not normalised:
         notes.append("some results carry no yardstick (written before calibration was "
@@ -262,6 +263,10 @@ def compare(baseline: list[dict], candidate: list[dict], tols: dict[str, Toleran
                              units if normalised else None)
     return Comparison(rows, [base[i] for i in base if i not in cand],
                       [cand[i] for i in cand if i not in base], len(common), notes)
+
+
+def _unit(result: dict) -> float | None:
+    return yardstick((result.get("env") or {}).get("calibration"))
 
 
 def _metric_rows(metric, tol, groups, labels, base, cand, units) -> list[Row]:

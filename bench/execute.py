@@ -52,7 +52,8 @@ def work(cell_dict: dict, device: str, data_dir: str | None = None) -> dict:
     worker = {"pid": os.getpid(), "started": time.time()}
     before = calibrate.measure()   # the yardstick, in this process, around the cell
     outcome = run_cell(cell, device, data_dir)
-    env = environment(device) | {"calibration": {"before": before, "after": calibrate.measure()},
+    calibration = {"before": before, "during": outcome.yardstick, "after": calibrate.measure()}
+    env = environment(device) | {"calibration": calibration,
                                  "machine_kind": calibrate.machine_kind(), "worker": worker}
     return make_result(cell, outcome, env, describe.cell_defaults(cell))
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from bench.calibrate import DuringCell
 from bench.cell import AXIS, Cell, metric_name, target_met
 from bench.measures import MEASURES, Probe
 from bench.objective import Objective, count_fields
@@ -41,6 +42,7 @@ class Outcome:
     measures: dict = field(default_factory=dict)
     measure_keys: list = field(default_factory=list)   # history fields the measures wrote
     artifacts: dict = field(default_factory=dict)      # measure tensors stored beside the result
+    yardstick: list = field(default_factory=list)      # bench/calibrate.py, at evaluations
     error: str | None = None
 
 
@@ -129,6 +131,7 @@ class _Run:
         self.pending: list = []        # (step, loss tensor) not yet checked
         self.batch = None
         self.out = Outcome()
+        self.yardstick = DuringCell(max(1, self.total // self.eval_every))
 
     def build_measures(self) -> dict:
         """The cell's measures that apply to its problem; one it refuses (validation reports
@@ -310,8 +313,10 @@ class _Run:
         if self.diverged_on_loss(force=True):   # a step's loss, not yet read, exploded
             return {}
         seconds = self.clock.synced_seconds()
-        with self.clock.paused(), torch.no_grad():
-            metrics = self.problem.evaluate()
+        with self.clock.paused():
+            self.yardstick.at_evaluation()   # how fast the machine is now (bench/calibrate.py)
+            with torch.no_grad():
+                metrics = self.problem.evaluate()
         if "train_loss" in metrics and self.exploded(metrics["train_loss"]):
             self.diverge(step)   # the evaluated loss shows it first (e.g. on the last step)
             return metrics
@@ -344,6 +349,7 @@ class _Run:
 
     def finish(self) -> Outcome:
         self.out.seconds = self.clock.synced_seconds()
+        self.out.yardstick = self.yardstick.samples
         last = self.out.history[-1] if self.out.history else None
         if (self.out.status != "diverged" and last is not None
                 and last["step"] == self.out.steps):   # `at: end` measures: the last point
