@@ -100,6 +100,8 @@ def _compare_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--compare-out", help="where compare.md and compare.csv go "
                                          "(default: CANDIDATE/compare)")
     p.add_argument("--all", action="store_true", help="print every row, not only the changes")
+    p.add_argument("--raw", action="store_true",
+                   help="compare speed in raw seconds, without the yardstick (to study it)")
 
 
 KINDS = {f"{a}s": a for a in CHOICE_AXES} | {"measures": "measure"}   # bench list KIND
@@ -325,7 +327,7 @@ def cmd_compare(args, spec_tolerances: dict | None = None) -> int:
     except (compare_io.CompareInputError, compare.ToleranceError) as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    result = compare.compare(base, cand, tols)
+    result = compare.compare(base, cand, tols, raw=args.raw)
     if not result.matched:
         print(f"bench: {baseline} and {candidate} have no cell in common (cell ids differ: "
               "another spec, profile or version of the suite?); nothing to compare",

@@ -240,16 +240,18 @@ class Comparison:
         return [r for r in self.rows if r.fails]
 
 
-def compare(baseline: list[dict], candidate: list[dict], tols: dict[str, Tolerance]) -> Comparison:
-    """Match results by cell id and compare every metric of `tols` per configuration."""
+def compare(baseline: list[dict], candidate: list[dict], tols: dict[str, Tolerance],
+            raw: bool = False) -> Comparison:
+    """Match results by cell id and compare every metric of `tols` per configuration
+    (`raw`: speed in seconds, without the yardstick; for studying the yardstick itself)."""
     base = {r["id"]: r for r in baseline}
     cand = {r["id"]: r for r in candidate}
     common = [i for i in base if i in cand]
     notes = _machine_notes(baseline, candidate)
     units = {"base": {r["id"]: _unit(r) for r in baseline},
              "cand": {r["id"]: _unit(r) for r in candidate}}
-    normalised = all(units["base"][i] and units["cand"][i] for i in common)
-    if common and not normalised:
+    normalised = not raw and all(units["base"][i] and units["cand"][i] for i in common)
+    if common and not normalised and not raw:
         notes.append("some results carry no yardstick (written before calibration was "
                      "recorded): speed is compared in raw seconds, which move ±7% or more "
                      "between runs on a shared machine")
