@@ -73,11 +73,19 @@ def test_the_perf_gate_on_a_real_pytest_benchmark_report(tmp_path):
     assert len(recorded) >= 4 and all(v > 0 for v in recorded.values())
     same = subprocess.run(gate, cwd=ROOT, capture_output=True, text=True)
     assert same.returncode == 0 and "passed" in same.stdout
-    # the same report with one benchmark's times doubled: the gate names it and fails
+    # the same report with one benchmark 3x as slow: the gate names it and fails
     data = json.loads(report.read_text())
     slowed = data["benchmarks"][0]
-    slowed["stats"]["median"] *= 2
+    slowed["stats"]["median"] *= 3
     report.write_text(json.dumps(data))
     fails = subprocess.run(gate, cwd=ROOT, capture_output=True, text=True)
     assert fails.returncode == 1 and "FAILED: 1 benchmark" in fails.stderr
-    assert re.search(re.escape(slowed["name"]) + r"\s+2(\.0+)?\s+slower", fails.stdout)
+    assert re.search(re.escape(slowed["name"]) + r"\s+3(\.0+)?\s+slower", fails.stdout)
+    # every benchmark 20% slower: no single one fails, their geometric mean does
+    data["benchmarks"][0]["stats"]["median"] /= 3
+    for b in data["benchmarks"]:
+        b["stats"]["median"] *= 1.2
+    report.write_text(json.dumps(data))
+    broad = subprocess.run(gate, cwd=ROOT, capture_output=True, text=True)
+    assert broad.returncode == 1 and "geometric mean" in broad.stderr
+    assert "FAILED: 1 benchmark" not in broad.stderr
