@@ -288,7 +288,7 @@ def _metric_rows(metric, tol, groups, labels, base, cand, units) -> list[Row]:
     if metric not in SPEED:
         return [convergence_row(g, labels[g], metric, p, tol) for g, p in paired.items()]
     spread, dof = pooled_spread([[math.log(c / b) for b, c in p] for p in paired.values()])
-    note = "" if units else "raw seconds"
+    note = "in yardsticks" if units else "raw seconds"
     rows = [speed_row(g, labels[g], metric, p, tol, spread, dof, note) for g, p in paired.items()]
     if len(paired) > 1:
         rows.append(_overall(metric, tol, rows, paired, note))
