@@ -11,8 +11,9 @@ Two gates, from what was measured on this machine (README, "Regression-checking 
 the geometric mean over all benchmarks may not grow by more than `--mean-threshold` (15%;
 it moved by 4% at most between runs: a slowdown of the harness or of many optimizers shows
 here), and no single benchmark may be more than `--threshold` slower (100%: single
-microbenchmarks of a few milliseconds move by up to 1.9x between processes here, the scipy
-optimizers most, whose steps hand over to a driver thread).
+microbenchmarks of a few milliseconds move by up to 1.6x between processes here; the scipy
+optimizers, whose steps hand over to a driver thread, by up to 2x, so they count in the mean
+only).
 Baselines live in benchmarks/baselines/<machine kind>.json: a yardstick absorbs load, not
 another processor, so a machine kind without a baseline is reported and not gated.
 """
@@ -33,6 +34,10 @@ BASELINES = Path(__file__).resolve().parent / "baselines"
 WINDOW = 9         # benchmarks: a yardstick is the median of those timed around it
 THRESHOLD = 1.0        # one benchmark: fails when more than twice as slow
 MEAN_THRESHOLD = 0.15  # all benchmarks: fails when their geometric mean is 15% slower
+# gated through the geometric mean only: the scipy-stepped optimizers hand every step over to
+# a driver thread and call numpy's own BLAS threads; between processes their medians move by
+# up to 2.02x here (three tox -e perf runs), whatever the code does
+MEAN_ONLY = ("scipy_",)
 
 
 def normalised(report: dict) -> dict[str, float]:
@@ -52,6 +57,8 @@ def compare(current: dict[str, float], baseline: dict[str, float], threshold: fl
         ratio = current[name] / baseline[name]
         verdict = "slower" if ratio > 1 + threshold else \
             "faster" if ratio < 1 / (1 + threshold) else "same"
+        if any(part in name for part in MEAN_ONLY):
+            verdict += " (in the mean only)"
         rows.append((name.split("::", 1)[-1], f"{ratio:.3f}", verdict))
         if verdict == "slower":
             failing.append(name)
