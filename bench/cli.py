@@ -29,6 +29,8 @@ class _Parser(argparse.ArgumentParser):
 
 def parser() -> argparse.ArgumentParser:
     p = _Parser(prog="bench", description="Declarative benchmarks of neural-network optimizers.")
+    from bench import __version__
+    p.add_argument("--version", action="version", version=f"bench {__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     run = sub.add_parser("run", help="run the cells of a spec and write results and a report")
     _spec_args(run)

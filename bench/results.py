@@ -67,9 +67,13 @@ def _finite(x) -> bool:
 
 def environment(device: str) -> dict:
     import numpy
+    import scipy
     import torch
-    return {"device": device, "device_name": _device_name(device), "torch": torch.__version__,
-            "numpy": numpy.__version__, "python": platform.python_version(),
+
+    from bench import __version__
+    return {"device": device, "device_name": _device_name(device), "bench": __version__,
+            "torch": torch.__version__, "numpy": numpy.__version__,
+            "scipy": scipy.__version__, "python": platform.python_version(),
             "platform": platform.platform(), "host": platform.node(),
             "threads": torch.get_num_threads(), "commit": git_commit(),
             "flush_denormal": True}

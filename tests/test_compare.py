@@ -264,3 +264,27 @@ def test_exact_and_tolerant_convergence_verdicts():
     steps = compare.parse_tolerance("steps_to_target", "10%")
     row = compare.convergence_row("g", "g", "steps_to_target", [(100, math.inf)], steps)
     assert row.verdict == "regressed"   # reached before, not now
+
+
+def test_the_yardstick_counts_a_slow_spell_in_proportion_and_ignores_one_outlier():
+    from bench.calibrate import DuringCell, yardstick
+    ends = {"compute": 0.001, "overhead": 0.003}   # 4 ms before and after
+    quiet = {"before": ends, "after": ends, "during": [0.004] * 10}
+    assert yardstick(quiet) == pytest.approx(0.004)
+    spell = dict(quiet, during=[0.004] * 5 + [0.008] * 5)   # twice as slow for half the cell
+    # 12 samples, 7 at 4 ms and 5 at 8 ms; trimming 2 from each end leaves 5 and 3
+    assert yardstick(spell) == pytest.approx((5 * 0.004 + 3 * 0.008) / 8)
+    preempted = dict(quiet, during=[0.004] * 9 + [0.4])     # one sample preempted: trimmed
+    assert yardstick(preempted) == pytest.approx(0.004)
+    assert yardstick(None) is None and yardstick({"before": {"compute": 0}}) is None
+    probe = DuringCell(evaluations=100)          # at most 16 samples, spread over the cell
+    for _ in range(100):
+        probe.at_evaluation()
+    assert len(probe.samples) == 15 and all(s > 0 for s in probe.samples)
+
+
+def test_bench_version(capsys):
+    import bench
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.strip() == f"bench {bench.__version__}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import time
 
+import bench
 from bench.results import Store
 
 SPEC = """
@@ -31,6 +32,9 @@ def test_run_writes_results_report_and_resumes(write_spec, cli, tmp_path, capsys
     assert [h["step"] for h in sgd["history"]] == [0, 10, 20, 30, 40]
     assert sgd["summary"]["final_train_loss"] < sgd["history"][0]["train_loss"]
     assert sgd["env"]["torch"] and sgd["schema"] == 1
+    assert sgd["env"]["bench"] == bench.__version__ and sgd["env"]["scipy"]
+    calibration = sgd["env"]["calibration"]   # the yardstick bench compare divides by
+    assert set(calibration) == {"before", "during", "after"} and calibration["during"]
     assert (root / "report.md").exists() and list((root / "figures").glob("*.png"))
     stamp = {p.name: p.stat().st_mtime_ns for p in (root / "cells").glob("*.json")}
     capsys.readouterr()
